@@ -1,0 +1,1 @@
+"""ciaostack: a cloud controller on the ciao design that speaks the OpenStack APIs."""

@@ -1,0 +1,32 @@
+"""Keystone JSON shapes shared by the identity resources."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import falcon
+
+
+def isotime(value: dt.datetime | None) -> str | None:
+    """Keystone's format: microseconds and a Z (Go clients parse it strictly)."""
+    if value is None:
+        return None
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def base_url(req: falcon.Request) -> str:
+    """The identity API's root as the client reached it."""
+    return f"{req.prefix}/identity"
+
+
+def self_link(req: falcon.Request, path: str) -> dict[str, str]:
+    return {"self": f"{base_url(req)}/v3/{path}"}
+
+
+def collection_links(req: falcon.Request, path: str) -> dict[str, Any]:
+    return {"self": f"{base_url(req)}/v3/{path}", "previous": None, "next": None}
+
+
+def error_body(status: int, title: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": status, "title": title, "message": message}}

@@ -1,0 +1,133 @@
+"""Configuration: one INI file, overridden by environment variables.
+
+Every setting has a default so that `ciaostack up` runs with no file at all.
+The file is `$CIAOSTACK_CONFIG`, else `<home>/ciaostack.conf` when it exists,
+where home is `$CIAOSTACK_HOME` (default `~/.ciaostack`). Any setting can be
+overridden by `CIAOSTACK_<SECTION>__<KEY>` (upper case, double underscore
+between section and key), which is how containers and test harnesses configure
+a process without writing a file.
+"""
+
+from __future__ import annotations
+
+import configparser
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "CIAOSTACK_"
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """One documented option; the README's configuration table is built from these."""
+
+    section: str
+    key: str
+    default: Any
+    help: str
+
+    @property
+    def env_name(self) -> str:
+        return f"{ENV_PREFIX}{self.section.upper()}__{self.key.upper()}"
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("database", "url", "", "SQLAlchemy URL; empty means SQLite at <home>/ciaostack.db"),
+    Setting("api", "host", "127.0.0.1", "address the API server binds"),
+    Setting("api", "port", 5000, "port of the API server (every service on it)"),
+    Setting("api", "workers", 2, "gunicorn worker processes"),
+    Setting(
+        "api", "threads", 4, "threads per gunicorn worker (gthread workers keep connections alive)"
+    ),
+    Setting("api", "public_url", "", "base URL put in the catalog; empty means http://host:port"),
+    Setting("identity", "mode", "builtin", "builtin, or external (trust an external Keystone)"),
+    Setting("identity", "token_lifetime", 3600, "seconds a token stays valid"),
+    Setting("identity", "key_repository", "", "Fernet key directory; empty means <home>/keys"),
+    Setting("identity", "max_active_keys", 3, "keys kept by rotation (staged + primary + old)"),
+    Setting("identity", "password_hash_rounds", 12, "bcrypt cost for stored passwords"),
+    Setting("identity", "cache_ttl", 300, "seconds a validated token stays in the cache"),
+    Setting("identity", "revocation_poll", 5, "seconds between revocation checks in the DB"),
+    Setting("identity", "region", "RegionOne", "region of the catalog's endpoints"),
+    Setting("policy", "file", "", "operator policy file (YAML or JSON) over the defaults"),
+    Setting("log", "level", "INFO", "log level of every ciaostack process"),
+    Setting("keystone_authtoken", "auth_url", "", "external mode: Keystone URL for validation"),
+    Setting("keystone_authtoken", "www_authenticate_uri", "", "external mode: URL for clients"),
+    Setting("keystone_authtoken", "username", "", "external mode: service user"),
+    Setting("keystone_authtoken", "password", "", "external mode: service user's password"),
+    Setting("keystone_authtoken", "project_name", "service", "external mode: service project"),
+    Setting("keystone_authtoken", "user_domain_name", "Default", "external mode"),
+    Setting("keystone_authtoken", "project_domain_name", "Default", "external mode"),
+)
+
+
+def home_dir() -> Path:
+    return Path(os.environ.get("CIAOSTACK_HOME", Path.home() / ".ciaostack")).expanduser()
+
+
+class Config:
+    """Resolved settings; values are typed like their defaults."""
+
+    def __init__(self, values: dict[tuple[str, str], Any], home: Path) -> None:
+        self._values = values
+        self.home = home
+
+    def get(self, section: str, key: str) -> Any:
+        return self._values[(section, key)]
+
+    def section(self, section: str) -> dict[str, Any]:
+        return {k: v for (s, k), v in self._values.items() if s == section}
+
+    @property
+    def database_url(self) -> str:
+        return self.get("database", "url") or f"sqlite:///{self.home / 'ciaostack.db'}"
+
+    @property
+    def key_repository(self) -> Path:
+        return Path(self.get("identity", "key_repository") or self.home / "keys")
+
+    @property
+    def public_url(self) -> str:
+        url = self.get("api", "public_url")
+        if not url:
+            url = f"http://{self.get('api', 'host')}:{self.get('api', 'port')}"
+        return url.rstrip("/")
+
+
+def _coerce(setting: Setting, raw: str) -> Any:
+    if isinstance(setting.default, bool):
+        return raw.strip().lower() in ("1", "true", "yes", "on")
+    if isinstance(setting.default, int):
+        try:
+            return int(raw)
+        except ValueError as exc:
+            raise ValueError(f"[{setting.section}] {setting.key} must be an integer") from exc
+    return raw
+
+
+def config_path(home: Path) -> Path:
+    return Path(os.environ.get("CIAOSTACK_CONFIG", home / "ciaostack.conf"))
+
+
+def load(path: Path | None = None) -> Config:
+    home = home_dir()
+    path = path or config_path(home)
+    parser = configparser.ConfigParser(interpolation=None)
+    if path.exists():
+        parser.read(path)
+    known = {(s.section, s.key) for s in SETTINGS}
+    for section in parser.sections():
+        for key in parser[section]:
+            if (section, key) not in known:
+                raise ValueError(f"{path}: unknown setting [{section}] {key}")
+    values: dict[tuple[str, str], Any] = {}
+    for setting in SETTINGS:
+        value: Any = setting.default
+        if parser.has_option(setting.section, setting.key):
+            value = _coerce(setting, parser.get(setting.section, setting.key))
+        env = os.environ.get(setting.env_name)
+        if env is not None:
+            value = _coerce(setting, env)
+        values[(setting.section, setting.key)] = value
+    return Config(values, home)

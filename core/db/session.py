@@ -1,0 +1,81 @@
+"""Engines and units of work.
+
+SQLite runs in WAL mode with a busy timeout so that several gunicorn workers
+and the other processes can share one file; PostgreSQL goes through psycopg 3.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001 - DB-API types
+    # Transactions are begun by _sqlite_begin, not by the driver.
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def _sqlite_begin(conn) -> None:  # noqa: ANN001
+    """Writers take the write lock up front (BEGIN IMMEDIATE): a deferred
+    transaction that reads and then writes can fail at once with "database is
+    locked" when another writer got there first, whatever the busy timeout."""
+    if conn.get_execution_options().get("readonly"):
+        conn.exec_driver_sql("BEGIN")
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def normalize_url(url: str) -> str:
+    """Let operators write postgresql:// and still get psycopg 3."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def make_engine(url: str) -> Engine:
+    url = normalize_url(url)
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+
+
+class Database:
+    """One engine per process; `session()` is one unit of work that commits or rolls back."""
+
+    def __init__(self, url: str) -> None:
+        self.url = normalize_url(url)
+        self.engine = make_engine(url)
+        self._factory = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.startswith("sqlite")
+
+    @contextlib.contextmanager
+    def session(self, readonly: bool = False) -> Iterator[Session]:
+        """A unit of work; `readonly` lets SQLite readers run beside a writer."""
+        with self._factory() as session:
+            # Procuring the connection begins the transaction with these options.
+            session.connection(execution_options={"readonly": readonly})
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    def dispose(self) -> None:
+        self.engine.dispose()

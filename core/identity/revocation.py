@@ -1,0 +1,107 @@
+"""Token revocation: events in the datastore, an index in each process.
+
+Tokens are not stored, so revoking one records what it matched (its audit id,
+or a user, project, domain or application credential and a time). Each
+process keeps an index of the events and refreshes it when the stamp file
+beside the database changes (every worker on the host sees a revocation at
+once) or, for workers on other hosts, after `poll` seconds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import threading
+import time
+from pathlib import Path
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from ciaostack.core.db.models import RevocationEvent, utcnow
+from ciaostack.core.db.session import Database
+from ciaostack.core.identity.context import AuthContext
+
+_FIELDS = ("audit_id", "user_id", "project_id", "domain_id", "app_cred_id")
+
+
+def _key(event: RevocationEvent) -> tuple[tuple[str, str], ...]:
+    return tuple((f, getattr(event, f)) for f in _FIELDS if getattr(event, f) is not None)
+
+
+def _candidate_keys(ctx: AuthContext) -> list[tuple[tuple[str, str], ...]]:
+    keys: list[tuple[tuple[str, str], ...]] = [(("audit_id", a),) for a in ctx.audit_ids]
+    keys.append((("user_id", ctx.user_id),))
+    for project in (ctx.project_id,):
+        if project:
+            keys.append((("project_id", project),))
+            keys.append((("user_id", ctx.user_id), ("project_id", project)))
+    for domain in {ctx.domain_id, ctx.project_domain_id, ctx.user_domain_id} - {None, ""}:
+        keys.append((("domain_id", domain),))
+    if ctx.app_cred_id:
+        keys.append((("app_cred_id", ctx.app_cred_id),))
+    return keys
+
+
+class Revocations:
+    def __init__(self, db: Database, stamp: Path, poll: float, keep: dt.timedelta) -> None:
+        self._db = db
+        self._stamp = stamp
+        self._poll = poll
+        self._keep = keep
+        self._lock = threading.Lock()
+        self._index: dict[tuple[tuple[str, str], ...], dt.datetime] = {}
+        self._stamp_seen: int | None = -1
+        self._refreshed_at = float("-inf")
+
+    def add(self, session: Session, issued_before: dt.datetime | None = None, **match: str) -> None:
+        """Record an event inside the caller's transaction; call `notify` after commit."""
+        unknown = set(match) - set(_FIELDS)
+        if unknown or not match:
+            raise ValueError(f"bad revocation fields: {sorted(match)}")
+        now = utcnow()
+        session.add(RevocationEvent(issued_before=issued_before or now, revoked_at=now, **match))
+        session.execute(
+            delete(RevocationEvent).where(RevocationEvent.revoked_at < now - self._keep)
+        )
+
+    def notify(self) -> None:
+        self._stamp.parent.mkdir(parents=True, exist_ok=True)
+        with open(self._stamp, "a"):
+            pass
+        os.utime(self._stamp)
+        with self._lock:
+            self._refreshed_at = float("-inf")
+
+    def _stamp_version(self) -> int | None:
+        try:
+            return os.stat(self._stamp).st_mtime_ns
+        except FileNotFoundError:
+            return None
+
+    def _refresh_if_stale(self) -> None:
+        stamp = self._stamp_version()
+        now = time.monotonic()
+        if stamp == self._stamp_seen and now - self._refreshed_at < self._poll:
+            return
+        with self._db.session(readonly=True) as session:
+            events = session.scalars(select(RevocationEvent)).all()
+        index: dict[tuple[tuple[str, str], ...], dt.datetime] = {}
+        for event in events:
+            key = _key(event)
+            if key not in index or index[key] < event.issued_before:
+                index[key] = event.issued_before
+        with self._lock:
+            self._index = index
+            self._stamp_seen = stamp
+            self._refreshed_at = now
+
+    def is_revoked(self, ctx: AuthContext) -> bool:
+        self._refresh_if_stale()
+        issued = ctx.issued_at
+        index = self._index
+        for key in _candidate_keys(ctx):
+            before = index.get(key)
+            if before is not None and issued is not None and issued <= before:
+                return True
+        return False

@@ -1,0 +1,29 @@
+"""Rules the service rules are built from, as in Keystone's and Nova's defaults.
+
+A cloud administrator is anyone holding the `admin` role; `member` and
+`reader` act within the project their token is scoped to.
+"""
+
+from oslo_policy import policy
+
+ADMIN = "role:admin"
+READER_OR_ADMIN = "rule:admin_required or role:reader"
+
+RULES = [
+    policy.RuleDefault("admin_required", ADMIN, "A cloud administrator."),
+    policy.RuleDefault("service_role", "role:service", "A service user."),
+    policy.RuleDefault("owner", "user_id:%(user_id)s", "The user a resource belongs to."),
+    policy.RuleDefault(
+        "admin_or_owner", "rule:admin_required or rule:owner", "Administrator or owner."
+    ),
+    policy.RuleDefault(
+        "project_member",
+        "role:member and project_id:%(project_id)s",
+        "A member of the resource's project.",
+    ),
+    policy.RuleDefault(
+        "project_reader",
+        "role:reader and project_id:%(project_id)s",
+        "A reader of the resource's project.",
+    ),
+]
