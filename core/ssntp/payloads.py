@@ -1,0 +1,468 @@
+"""Every SSNTP message's payload, in one module (as ciao's `payloads` package).
+
+Each payload is a frozen dataclass; `parse(frame)` turns a frame's YAML
+mapping into the right class and refuses missing fields, wrong types and
+unknown enumerations with PayloadError, so no component ever handles a
+half-formed message. Unknown extra keys are ignored (newer peers may add some).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import types
+import typing
+from typing import Any, TypeVar, get_args, get_origin, get_type_hints
+
+from ciaostack.core.ssntp.frames import Command, Error, Event, Frame, Status, Type
+
+
+class PayloadError(ValueError):
+    pass
+
+
+class StartFailureReason(enum.StrEnum):
+    FULL_CLOUD = "full_cloud"
+    FULL_CN = "full_cn"
+    NODE_MAINTENANCE = "node_maintenance"
+    NO_CN = "no_cn"
+    NO_NET_CN = "no_net_cn"
+    INVALID_PAYLOAD = "invalid_payload"
+    INVALID_DATA = "invalid_data"
+    ALREADY_RUNNING = "already_running"
+    INSTANCE_EXISTS = "instance_exists"
+    IMAGE_FAILURE = "image_failure"
+    LAUNCH_FAILURE = "launch_failure"
+    NETWORK_FAILURE = "network_failure"
+
+
+class InstanceState(enum.StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    STOPPED = "stopped"
+    PAUSED = "paused"
+    SUSPENDED = "suspended"
+    EXITED = "exited"
+    ERROR = "error"
+
+
+class NodeType(enum.StrEnum):
+    COMPUTE = "compute"
+    NETWORK = "network"
+
+
+class NodeStatus(enum.StrEnum):
+    READY = "READY"
+    FULL = "FULL"
+    OFFLINE = "OFFLINE"
+    MAINTENANCE = "MAINTENANCE"
+
+
+# -- shared pieces ------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Networking:
+    mac: str
+    ip: str = ""
+    subnet: str = ""
+    gateway: str = ""
+    network_id: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class StorageResource:
+    id: str
+    boot: bool = False
+    ephemeral: bool = False
+    size_gb: int = 0
+    device: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Requirements:
+    mem_mb: int
+    vcpus: int
+    disk_mb: int = 0
+    node_id: str = ""
+    network_node: bool = False
+    availability_zone: str = ""
+    # Instances this one must share a node with, or must avoid (server groups, hints).
+    same_node_as: list[str] = dataclasses.field(default_factory=list)
+    different_node_from: list[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass(frozen=True)
+class InstanceStat:
+    instance_uuid: str
+    state: InstanceState
+    memory_usage_mb: int = 0
+    disk_usage_mb: int = 0
+    cpu_usage: int = 0
+    power_state: int = 0
+    volumes: list[str] = dataclasses.field(default_factory=list)
+
+
+# -- handshake ------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Connect:
+    hostname: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Connected:
+    """The cluster configuration the server hands every new peer."""
+
+    heartbeat_interval: float = 5.0
+    max_payload: int = 1 << 20
+    cluster: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+# -- commands ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Start:
+    instance_uuid: str
+    tenant_uuid: str
+    image_uuid: str
+    requirements: Requirements
+    vm_type: str = "qemu"
+    name: str = ""
+    firmware: str = ""
+    networking: Networking | None = None
+    storage: list[StorageResource] = dataclasses.field(default_factory=list)
+    user_data: str = ""
+    metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # Set by the scheduler when it forwards START to the chosen node.
+    node_uuid: str = ""
+    attempt: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class InstanceCommand:
+    """STOP, DELETE, RESTART: an instance on the node that holds it."""
+
+    instance_uuid: str
+    workload_agent_uuid: str = ""
+    reboot: str = ""  # RESTART of a running instance: "soft" or "hard"
+
+
+@dataclasses.dataclass(frozen=True)
+class Evacuate:
+    workload_agent_uuid: str
+    next_state: str = "maintenance"
+
+
+@dataclasses.dataclass(frozen=True)
+class Restore:
+    workload_agent_uuid: str
+
+
+@dataclasses.dataclass(frozen=True)
+class VolumeCommand:
+    instance_uuid: str
+    volume_uuid: str
+    workload_agent_uuid: str = ""
+    device: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class PublicIP:
+    concentrator_uuid: str
+    tenant_uuid: str
+    instance_uuid: str
+    public_ip: str
+    private_ip: str
+    vnic_mac: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Configure:
+    config: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class Stats:
+    node_uuid: str
+    status: NodeStatus
+    mem_total_mb: int
+    mem_available_mb: int
+    disk_total_mb: int
+    disk_available_mb: int
+    vcpus_total: int
+    vcpus_available: int
+    load: float = 0.0
+    hostname: str = ""
+    instances: list[InstanceStat] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass(frozen=True)
+class Heartbeat:
+    pass
+
+
+# -- statuses -----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Ready:
+    node_uuid: str
+    mem_total_mb: int
+    mem_available_mb: int
+    disk_total_mb: int
+    disk_available_mb: int
+    vcpus_total: int
+    vcpus_available: int
+    load: float = 0.0
+    hostname: str = ""
+    node_type: NodeType = NodeType.COMPUTE
+    availability_zone: str = "nova"
+    networks: list[str] = dataclasses.field(default_factory=list)
+    # Instances the node runs, so a restarted scheduler learns placements again.
+    instances: list[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeOnly:
+    """FULL, OFFLINE, MAINTENANCE."""
+
+    node_uuid: str = ""
+
+
+# -- events ---------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class InstanceEvent:
+    """InstanceDeleted and InstanceStopped."""
+
+    instance_uuid: str
+    node_uuid: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeEvent:
+    node_uuid: str
+    node_type: NodeType = NodeType.COMPUTE
+    hostname: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class TenantEvent:
+    tenant_uuid: str
+    agent_uuid: str = ""
+    agent_ip: str = ""
+    tenant_subnet: str = ""
+    concentrator_uuid: str = ""
+    concentrator_ip: str = ""
+    subnet_key: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class ConcentratorAdded:
+    instance_uuid: str
+    tenant_uuid: str
+    concentrator_ip: str
+    concentrator_mac: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class TraceReport:
+    frames: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+
+# -- errors -----------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class StartFailure:
+    instance_uuid: str
+    reason: StartFailureReason
+    message: str = ""
+    node_uuid: str = ""
+    attempt: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class InstanceFailure:
+    """StopFailure, DeleteFailure, RestartFailure."""
+
+    instance_uuid: str
+    reason: str
+    message: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class VolumeFailure:
+    instance_uuid: str
+    volume_uuid: str
+    reason: str
+    message: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class PublicIPFailure:
+    instance_uuid: str
+    public_ip: str = ""
+    reason: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class InvalidFrame:
+    frame_type: int = -1
+    operand: int = -1
+    message: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class ConnectionError_:
+    """ConnectionFailure and ConnectionAborted."""
+
+    message: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class InvalidConfiguration:
+    config: dict[str, Any] = dataclasses.field(default_factory=dict)
+    message: str = ""
+
+
+MESSAGES: dict[tuple[Type, enum.IntEnum], type] = {
+    (Type.COMMAND, Command.CONNECT): Connect,
+    (Type.COMMAND, Command.START): Start,
+    (Type.COMMAND, Command.STOP): InstanceCommand,
+    (Type.COMMAND, Command.STATS): Stats,
+    (Type.COMMAND, Command.EVACUATE): Evacuate,
+    (Type.COMMAND, Command.DELETE): InstanceCommand,
+    (Type.COMMAND, Command.RESTART): InstanceCommand,
+    (Type.COMMAND, Command.ASSIGN_PUBLIC_IP): PublicIP,
+    (Type.COMMAND, Command.RELEASE_PUBLIC_IP): PublicIP,
+    (Type.COMMAND, Command.CONFIGURE): Configure,
+    (Type.COMMAND, Command.ATTACH_VOLUME): VolumeCommand,
+    (Type.COMMAND, Command.DETACH_VOLUME): VolumeCommand,
+    (Type.COMMAND, Command.RESTORE): Restore,
+    (Type.COMMAND, Command.HEARTBEAT): Heartbeat,
+    (Type.STATUS, Status.CONNECTED): Connected,
+    (Type.STATUS, Status.READY): Ready,
+    (Type.STATUS, Status.FULL): NodeOnly,
+    (Type.STATUS, Status.OFFLINE): NodeOnly,
+    (Type.STATUS, Status.MAINTENANCE): NodeOnly,
+    (Type.EVENT, Event.TENANT_ADDED): TenantEvent,
+    (Type.EVENT, Event.TENANT_REMOVED): TenantEvent,
+    (Type.EVENT, Event.INSTANCE_DELETED): InstanceEvent,
+    (Type.EVENT, Event.CONCENTRATOR_INSTANCE_ADDED): ConcentratorAdded,
+    (Type.EVENT, Event.PUBLIC_IP_ASSIGNED): PublicIP,
+    (Type.EVENT, Event.TRACE_REPORT): TraceReport,
+    (Type.EVENT, Event.NODE_CONNECTED): NodeEvent,
+    (Type.EVENT, Event.NODE_DISCONNECTED): NodeEvent,
+    (Type.EVENT, Event.PUBLIC_IP_UNASSIGNED): PublicIP,
+    (Type.EVENT, Event.INSTANCE_STOPPED): InstanceEvent,
+    (Type.ERROR, Error.INVALID_FRAME_TYPE): InvalidFrame,
+    (Type.ERROR, Error.START_FAILURE): StartFailure,
+    (Type.ERROR, Error.STOP_FAILURE): InstanceFailure,
+    (Type.ERROR, Error.CONNECTION_FAILURE): ConnectionError_,
+    (Type.ERROR, Error.DELETE_FAILURE): InstanceFailure,
+    (Type.ERROR, Error.RESTART_FAILURE): InstanceFailure,
+    (Type.ERROR, Error.CONNECTION_ABORTED): ConnectionError_,
+    (Type.ERROR, Error.INVALID_CONFIGURATION): InvalidConfiguration,
+    (Type.ERROR, Error.ATTACH_VOLUME_FAILURE): VolumeFailure,
+    (Type.ERROR, Error.DETACH_VOLUME_FAILURE): VolumeFailure,
+    (Type.ERROR, Error.ASSIGN_PUBLIC_IP_FAILURE): PublicIPFailure,
+    (Type.ERROR, Error.UNASSIGN_PUBLIC_IP_FAILURE): PublicIPFailure,
+}
+
+T = TypeVar("T")
+
+
+def _convert(value: Any, hint: Any, where: str) -> Any:
+    origin = get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in get_args(hint) if a is not type(None)]
+        if value is None:
+            return None
+        return _convert(value, options[0], where)
+    if origin is list:
+        if not isinstance(value, list):
+            raise PayloadError(f"{where} must be a list")
+        (item,) = get_args(hint) or (Any,)
+        return [_convert(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict or hint is dict:
+        if not isinstance(value, dict):
+            raise PayloadError(f"{where} must be a mapping")
+        return value
+    if hint is Any:
+        return value
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        try:
+            return hint(value)
+        except ValueError as exc:
+            raise PayloadError(f"{where}: {value!r} is not a valid {hint.__name__}") from exc
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, where)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise PayloadError(f"{where} must be a boolean")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise PayloadError(f"{where} must be an integer")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise PayloadError(f"{where} must be a number")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise PayloadError(f"{where} must be a string")
+        return value
+    raise PayloadError(f"{where}: unsupported field type {hint!r}")
+
+
+def from_dict(cls: type[T], data: Any, where: str = "") -> T:
+    if not isinstance(data, dict):
+        raise PayloadError(f"{where or cls.__name__} must be a mapping")
+    hints = get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for field in dataclasses.fields(cls):  # type: ignore[arg-type]
+        name = f"{where}.{field.name}" if where else field.name
+        if field.name in data:
+            values[field.name] = _convert(data[field.name], hints[field.name], name)
+        elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+            raise PayloadError(f"{name} is required")
+    return cls(**values)
+
+
+def to_dict(payload: Any) -> dict[str, Any]:
+    """Plain YAML-safe data: enums become their values."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, enum.Enum):
+            return value.value
+        if dataclasses.is_dataclass(value):
+            return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if isinstance(value, list):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+
+    return plain(payload)
+
+
+def parse(frame: Frame) -> Any:
+    """The typed payload of a frame; PayloadError if it does not fit its message."""
+    cls = MESSAGES[(frame.type, frame.operand)]
+    return from_dict(cls, frame.payload)
+
+
+def frame(type_: Type, operand: enum.IntEnum, payload: Any = None) -> Frame:
+    """Build a frame from a typed payload (checked against the message table)."""
+    cls = MESSAGES[(type_, operand)]
+    if payload is None:
+        payload = cls()
+    if not isinstance(payload, cls):
+        raise TypeError(f"{type_.name}/{operand.name} carries {cls.__name__}")
+    return Frame(type_, operand, to_dict(payload))
