@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from ciaostack.cli import services
 from ciaostack.core import config
 
 
@@ -103,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     api.add_argument("--bind", help="host:port (default from config)")
     api.add_argument("--workers", type=int)
     api.set_defaults(func=cmd_api)
+
+    services.add_parsers(sub)
     return parser
 
 

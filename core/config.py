@@ -57,8 +57,42 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("keystone_authtoken", "username", "", "external mode: service user"),
     Setting("keystone_authtoken", "password", "", "external mode: service user's password"),
     Setting("keystone_authtoken", "project_name", "service", "external mode: service project"),
+    Setting(
+        "ssntp", "host", "127.0.0.1", "scheduler address: where it listens, where peers connect"
+    ),
+    Setting("ssntp", "port", 8888, "scheduler SSNTP port"),
+    Setting("ssntp", "ca", "", "cluster CA certificate; empty means <home>/pki/ca.pem"),
+    Setting("ssntp", "heartbeat", 5.0, "seconds between heartbeats; 3 missed drop the peer"),
+    Setting("ssntp", "max_payload", 1048576, "largest SSNTP payload accepted, in bytes"),
+    Setting(
+        "scheduler", "cert", "", "scheduler key+certificate; empty means <home>/pki/scheduler.pem"
+    ),
+    Setting(
+        "controller",
+        "cert",
+        "",
+        "controller key+certificate; empty means <home>/pki/controller.pem",
+    ),
+    Setting("controller", "start_attempts", 3, "nodes tried before an instance goes to ERROR"),
+    Setting("controller", "build_timeout", 300, "seconds an instance may stay in BUILD"),
+    Setting("controller", "poll_interval", 0.2, "seconds between outbox polls on SQLite"),
     Setting("keystone_authtoken", "user_domain_name", "Default", "external mode"),
     Setting("keystone_authtoken", "project_domain_name", "Default", "external mode"),
+    Setting("keystone_authtoken", "cafile", "", "external mode: CA bundle for Keystone's TLS"),
+    Setting(
+        "keystone_authtoken",
+        "interface",
+        "internal",
+        "external mode: catalog interface of the identity endpoint used for validation",
+    ),
+    Setting("keystone_authtoken", "region_name", "", "external mode: region of that endpoint"),
+    Setting(
+        "keystone_authtoken",
+        "token_cache_time",
+        300,
+        "external mode: seconds a validated token is trusted before asking Keystone again "
+        "(a revoked token may work this long)",
+    ),
 )
 
 
@@ -87,6 +121,11 @@ class Config:
     def key_repository(self) -> Path:
         return Path(self.get("identity", "key_repository") or self.home / "keys")
 
+    def pki_file(self, section: str, key: str, default_name: str) -> Path:
+        """A certificate or CA setting, or its default file in <home>/pki."""
+        configured = self.get(section, key)
+        return Path(configured) if configured else self.home / "pki" / default_name
+
     @property
     def public_url(self) -> str:
         url = self.get("api", "public_url")
@@ -103,6 +142,11 @@ def _coerce(setting: Setting, raw: str) -> Any:
             return int(raw)
         except ValueError as exc:
             raise ValueError(f"[{setting.section}] {setting.key} must be an integer") from exc
+    if isinstance(setting.default, float):
+        try:
+            return float(raw)
+        except ValueError as exc:
+            raise ValueError(f"[{setting.section}] {setting.key} must be a number") from exc
     return raw
 
 

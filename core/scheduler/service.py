@@ -1,0 +1,232 @@
+"""The scheduler: the SSNTP server between controllers and launchers.
+
+Forwarding rules:
+- START from a controller is placed and sent to the chosen node; when nothing
+  fits, the controller gets StartFailure with the reason.
+- Other instance commands go to the node that holds the instance (or the node
+  the payload names); unknown instance: the matching failure to the sender.
+- EVACUATE and RESTORE go to the node they name; CONFIGURE to every peer.
+- Launchers' STATS, events and errors go to every connected controller.
+- Node arrivals and departures are announced to controllers as
+  NodeConnected/NodeDisconnected, and a controller that connects late is told
+  about every node already there.
+The scheduler keeps nothing it cannot rebuild from READY reports after a restart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import uuid
+from typing import Any
+
+from ciaostack.core.scheduler.placement import NodeTable, PlacementError
+from ciaostack.core.ssntp import payloads as P
+from ciaostack.core.ssntp.frames import Command, Error, Event, Frame, Role, Status, Type
+from ciaostack.core.ssntp.transport import Connection, Server
+
+LOG = logging.getLogger("ciaostack.scheduler")
+
+AGENT_ROLES = Role.AGENT | Role.NETAGENT
+_INSTANCE_FAILURES = {
+    Command.STOP: Error.STOP_FAILURE,
+    Command.DELETE: Error.DELETE_FAILURE,
+    Command.RESTART: Error.RESTART_FAILURE,
+}
+_VOLUME_FAILURES = {
+    Command.ATTACH_VOLUME: Error.ATTACH_VOLUME_FAILURE,
+    Command.DETACH_VOLUME: Error.DETACH_VOLUME_FAILURE,
+}
+_NODE_STATUS = {
+    Status.FULL: P.NodeStatus.FULL,
+    Status.OFFLINE: P.NodeStatus.OFFLINE,
+    Status.MAINTENANCE: P.NodeStatus.MAINTENANCE,
+}
+
+
+class Scheduler:
+    def __init__(self, node_uuid: uuid.UUID | None = None) -> None:
+        self.uuid = node_uuid or uuid.uuid4()
+        self.table = NodeTable()
+        self.server: Server | None = None
+
+    def attach(self, server: Server) -> None:
+        self.server = server
+
+    # -- peers ----------------------------------------------------------------------------
+
+    def _peers(self, role: Role) -> list[Connection]:
+        assert self.server is not None
+        return [c for c in self.server.peers.values() if c.peer_role & role]
+
+    async def _to_controllers(self, frame: Frame) -> None:
+        for conn in self._peers(Role.CONTROLLER):
+            try:
+                await conn.send(frame)
+            except (ConnectionError, OSError):
+                LOG.warning(
+                    "controller %s unreachable; frame %s dropped", conn.peer_uuid, frame.name
+                )
+
+    async def _to_node(self, node_uuid: str, frame: Frame) -> bool:
+        assert self.server is not None
+        try:
+            conn = self.server.peers.get(uuid.UUID(node_uuid))
+        except ValueError:
+            return False
+        if conn is None or not conn.peer_role & AGENT_ROLES:
+            return False
+        try:
+            await conn.send(frame)
+        except (ConnectionError, OSError):
+            return False
+        return True
+
+    async def on_connect(self, conn: Connection) -> None:
+        if conn.peer_role & AGENT_ROLES:
+            node = self.table.connect(str(conn.peer_uuid), conn.hostname)
+            if conn.peer_role & Role.NETAGENT:
+                node.node_type = P.NodeType.NETWORK
+            await self._to_controllers(self._node_event(Event.NODE_CONNECTED, node.uuid))
+        if conn.peer_role & Role.CONTROLLER:
+            for node in list(self.table.nodes.values()):
+                await conn.send(self._node_event(Event.NODE_CONNECTED, node.uuid))
+
+    async def on_disconnect(self, conn: Connection) -> None:
+        if conn.peer_role & AGENT_ROLES:
+            self.table.remove(str(conn.peer_uuid))
+            await self._to_controllers(
+                self._node_event(Event.NODE_DISCONNECTED, str(conn.peer_uuid))
+            )
+
+    def _node_event(self, event: Event, node_uuid: str) -> Frame:
+        node = self.table.nodes.get(node_uuid)
+        return P.frame(
+            Type.EVENT,
+            event,
+            P.NodeEvent(
+                node_uuid=node_uuid,
+                node_type=node.node_type if node else P.NodeType.COMPUTE,
+                hostname=node.hostname if node else "",
+            ),
+        )
+
+    # -- frames -----------------------------------------------------------------------------
+
+    async def handle(self, conn: Connection, frame: Frame, message: Any) -> None:
+        if conn.peer_role & Role.CONTROLLER:
+            await self._from_controller(conn, frame, message)
+        elif conn.peer_role & AGENT_ROLES:
+            await self._from_agent(conn, frame, message)
+        else:
+            await conn.send_error(
+                Error.INVALID_FRAME_TYPE,
+                P.InvalidFrame(
+                    frame_type=int(frame.type),
+                    operand=int(frame.operand),
+                    message="the scheduler takes frames from controllers and agents only",
+                ),
+            )
+
+    async def _from_controller(self, conn: Connection, frame: Frame, message: Any) -> None:
+        op = frame.operand
+        if frame.type != Type.COMMAND:
+            await self._refuse(conn, frame, "controllers send commands")
+        elif op == Command.START:
+            await self._start(conn, message)
+        elif op in _INSTANCE_FAILURES:
+            node = message.workload_agent_uuid or self.table.instance_node.get(
+                message.instance_uuid
+            )
+            if not node or not await self._to_node(node, frame):
+                await conn.send_error(
+                    _INSTANCE_FAILURES[op],
+                    P.InstanceFailure(
+                        instance_uuid=message.instance_uuid,
+                        reason="no_node",
+                        message="no connected node holds this instance",
+                    ),
+                )
+        elif op in _VOLUME_FAILURES:
+            node = message.workload_agent_uuid or self.table.instance_node.get(
+                message.instance_uuid
+            )
+            if not node or not await self._to_node(node, frame):
+                await conn.send_error(
+                    _VOLUME_FAILURES[op],
+                    P.VolumeFailure(
+                        instance_uuid=message.instance_uuid,
+                        volume_uuid=message.volume_uuid,
+                        reason="no_node",
+                        message="no connected node holds this instance",
+                    ),
+                )
+        elif op in (Command.EVACUATE, Command.RESTORE):
+            if not await self._to_node(message.workload_agent_uuid, frame):
+                await self._refuse(conn, frame, f"node {message.workload_agent_uuid} unknown")
+        elif op == Command.CONFIGURE:
+            for peer in self._peers(AGENT_ROLES):
+                await peer.send(frame)
+        else:
+            await self._refuse(conn, frame, f"{frame.name} is not for the scheduler")
+
+    async def _start(self, conn: Connection, start: P.Start) -> None:
+        try:
+            node = self.table.place(start.instance_uuid, start.requirements)
+        except PlacementError as exc:
+            LOG.info("instance=%s not placed: %s", start.instance_uuid, exc.reason)
+            await conn.send_error(
+                Error.START_FAILURE,
+                P.StartFailure(
+                    instance_uuid=start.instance_uuid,
+                    reason=exc.reason,
+                    message=exc.message,
+                    attempt=start.attempt,
+                ),
+            )
+            return
+        forwarded = P.frame(
+            Type.COMMAND, Command.START, dataclasses.replace(start, node_uuid=node.uuid)
+        )
+        if not await self._to_node(node.uuid, forwarded):
+            self.table.forget_instance(start.instance_uuid)
+            await conn.send_error(
+                Error.START_FAILURE,
+                P.StartFailure(
+                    instance_uuid=start.instance_uuid,
+                    reason=P.StartFailureReason.NO_CN,
+                    message="the chosen node went away",
+                    node_uuid=node.uuid,
+                    attempt=start.attempt,
+                ),
+            )
+            return
+        LOG.debug("instance=%s placed on node=%s", start.instance_uuid, node.uuid)
+
+    async def _from_agent(self, conn: Connection, frame: Frame, message: Any) -> None:
+        node_uuid = str(conn.peer_uuid)
+        if frame.type == Type.STATUS:
+            if frame.operand == Status.READY:
+                if message.node_uuid != node_uuid:
+                    await self._refuse(conn, frame, "READY must describe the sender's own node")
+                    return
+                self.table.ready(message)
+            elif frame.operand in _NODE_STATUS:
+                self.table.set_status(node_uuid, _NODE_STATUS[frame.operand])
+                await self._to_controllers(frame)
+            return
+        if frame.type == Type.EVENT and frame.operand == Event.INSTANCE_DELETED:
+            self.table.forget_instance(message.instance_uuid)
+        if frame.type == Type.ERROR and frame.operand == Error.START_FAILURE:
+            self.table.forget_instance(message.instance_uuid)
+        if frame.type == Type.COMMAND and frame.operand != Command.STATS:
+            await self._refuse(conn, frame, "agents send STATS, statuses, events and errors")
+            return
+        await self._to_controllers(frame)
+
+    async def _refuse(self, conn: Connection, frame: Frame, why: str) -> None:
+        LOG.warning("refused %s from %s: %s", frame.name, conn.peer_uuid, why)
+        await conn.send_error(
+            Error.INVALID_FRAME_TYPE,
+            P.InvalidFrame(frame_type=int(frame.type), operand=int(frame.operand), message=why),
+        )
