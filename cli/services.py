@@ -112,6 +112,35 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _serve_controller(conf: Config) -> None:
+    from ciaostack.core.controller.service import Controller, client_factory
+    from ciaostack.core.db.session import Database
+
+    db = Database(conf.database_url)
+    controller = Controller(
+        db,
+        client_factory(conf),
+        max_attempts=conf.get("controller", "start_attempts"),
+        build_timeout=conf.get("controller", "build_timeout"),
+        resend_after=conf.get("controller", "resend_after"),
+        poll_interval=conf.get("controller", "poll_interval"),
+    )
+    runner = asyncio.create_task(controller.run())
+    stopper = asyncio.create_task(_wait_for_signal())
+    done, _ = await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    await controller.stop()
+    db.dispose()
+    if runner in done and runner.exception() is not None:
+        raise runner.exception()  # type: ignore[misc]
+
+
+def cmd_controller(args: argparse.Namespace) -> int:
+    conf = _conf(args)
+    setup_logging(conf.get("log", "level"))
+    asyncio.run(_serve_controller(conf))
+    return 0
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     c = sub.add_parser("certs", help="cluster CA and SSNTP role certificates")
     c.add_argument("action", choices=["init", "issue"])
@@ -132,3 +161,6 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
     s = sub.add_parser("scheduler", help="run the SSNTP scheduler")
     s.set_defaults(func=cmd_scheduler)
+
+    ctl = sub.add_parser("controller", help="run the controller (outbox, reports, reconciliation)")
+    ctl.set_defaults(func=cmd_controller)

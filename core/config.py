@@ -76,6 +76,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("controller", "start_attempts", 3, "nodes tried before an instance goes to ERROR"),
     Setting("controller", "build_timeout", 300, "seconds an instance may stay in BUILD"),
     Setting("controller", "poll_interval", 0.2, "seconds between outbox polls on SQLite"),
+    Setting(
+        "controller",
+        "resend_after",
+        15.0,
+        "seconds without news before a START or DELETE is sent again",
+    ),
     Setting("keystone_authtoken", "user_domain_name", "Default", "external mode"),
     Setting("keystone_authtoken", "project_domain_name", "Default", "external mode"),
     Setting("keystone_authtoken", "cafile", "", "external mode: CA bundle for Keystone's TLS"),
@@ -93,6 +99,75 @@ SETTINGS: tuple[Setting, ...] = (
         "external mode: seconds a validated token is trusted before asking Keystone again "
         "(a revoked token may work this long)",
     ),
+    # --- image (Glance v2) ---
+    Setting(
+        "image",
+        "store",
+        "file",
+        "where image data lives: file (a directory); other stores implement "
+        "ciaostack.core.images.store.Store",
+    ),
+    Setting("image", "store_path", "", "file store directory; empty means <home>/images"),
+    Setting(
+        "image",
+        "max_image_size",
+        1099511627776,
+        "largest image accepted, in bytes (413 beyond it, nothing stored)",
+    ),
+    Setting("image", "quota_images", -1, "images a project may own; -1 means no limit"),
+    Setting(
+        "image", "quota_total_size", -1, "bytes of image data a project may store; -1: no limit"
+    ),
+    Setting(
+        "image",
+        "disk_formats",
+        "ami,ari,aki,vhd,vhdx,vmdk,raw,qcow2,vdi,iso,ploop",
+        "disk formats images may declare (comma-separated)",
+    ),
+    Setting(
+        "image",
+        "container_formats",
+        "ami,ari,aki,bare,ovf,ova,docker,compressed",
+        "container formats images may declare (comma-separated)",
+    ),
+    Setting(
+        "image",
+        "web_download_allow",
+        "",
+        "URL prefixes the web-download import may fetch (comma-separated, e.g. "
+        "https://cloud-images.ubuntu.com/); empty disables web-download",
+    ),
+    # --- launcher (compute-node agent; agents/launcher.py) ---
+    Setting("launcher", "scheduler_host", "", "scheduler to connect to; empty means [ssntp] host"),
+    Setting("launcher", "scheduler_port", 0, "scheduler SSNTP port; 0 means [ssntp] port"),
+    Setting("launcher", "cert", "", "launcher key+certificate; empty means <home>/pki/agent.pem"),
+    Setting("launcher", "ca", "", "cluster CA certificate; empty means [ssntp] ca"),
+    Setting(
+        "launcher",
+        "state_dir",
+        "",
+        "node UUID and per-instance state (and the fake backend's instances); "
+        "empty means <home>/launcher",
+    ),
+    Setting(
+        "launcher",
+        "state_fsync",
+        True,
+        "fsync state files (guards against power loss; a killed launcher loses nothing either way)",
+    ),
+    Setting("launcher", "backend", "fake", "what runs instances: fake"),
+    Setting("launcher", "hostname", "", "node name reported to the cloud; empty means the host's"),
+    Setting("launcher", "availability_zone", "nova", "availability zone of this node"),
+    Setting("launcher", "reserve_mem_mb", 512, "memory kept back from instances; FULL under it"),
+    Setting("launcher", "reserve_disk_mb", 1024, "disk kept back from instances; FULL under it"),
+    Setting("launcher", "stats_interval", 10.0, "seconds between STATS reports"),
+    Setting("launcher", "fake_boot_delay", 0.05, "fake backend: seconds an instance takes to boot"),
+    Setting(
+        "launcher", "fake_failure_rate", 0.0, "fake backend: share of creates that fail (0 to 1)"
+    ),
+    Setting("launcher", "fake_mem_mb", 16384, "fake backend: node memory in MB"),
+    Setting("launcher", "fake_disk_mb", 204800, "fake backend: node disk in MB"),
+    Setting("launcher", "fake_vcpus", 16, "fake backend: node vCPUs"),
 )
 
 

@@ -11,8 +11,10 @@ import uuid
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -173,3 +175,146 @@ class RevocationEvent(Base):
     app_cred_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     issued_before: Mapped[dt.datetime] = mapped_column(DateTime)
     revoked_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+
+# --- compute core (controller, scheduler reports) ---
+
+
+class Instance(Base):
+    """A workload (VM, container or bare-metal node) and the state the controller keeps.
+
+    `vm_state`/`task_state`/`power_state` follow Nova's meanings so the compute
+    API can show them as they are; the launcher's reports drive them.
+    """
+
+    __tablename__ = "instances"
+    __table_args__ = (Index("ix_instances_project_deleted", "project_id", "deleted"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(255), default="")
+    image_id: Mapped[str] = mapped_column(String(64), default="")
+    vm_type: Mapped[str] = mapped_column(String(16), default="qemu")
+    mem_mb: Mapped[int] = mapped_column(Integer)
+    vcpus: Mapped[int] = mapped_column(Integer)
+    disk_gb: Mapped[int] = mapped_column(Integer, default=0)
+    vm_state: Mapped[str] = mapped_column(String(16), default="building")
+    task_state: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    power_state: Mapped[int] = mapped_column(Integer, default=0)
+    node_uuid: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    host: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    node_lost: Mapped[bool] = mapped_column(Boolean, default=False)
+    availability_zone: Mapped[str] = mapped_column(String(255), default="")
+    start_payload: Mapped[dict] = mapped_column(JSON, default=dict)
+    start_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    excluded_nodes: Mapped[list] = mapped_column(JSON, default=list)
+    fault: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    usage: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+    launched_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    terminated_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    # Soft delete: the row stays until the node confirms, so a late report cannot resurrect it.
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Outbox(Base):
+    """A command for the controller to send, written in the API's own transaction."""
+
+    __tablename__ = "outbox"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    instance_id: Mapped[str] = mapped_column(String(36), index=True)
+    command: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    claimed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True, index=True)
+
+
+class QuotaUsage(Base):
+    """What a project holds now, per resource; changed only with the rows it counts."""
+
+    __tablename__ = "quota_usages"
+    project_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    resource: Mapped[str] = mapped_column(String(64), primary_key=True)
+    in_use: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ComputeNode(Base):
+    """The controller's record of each node, kept from the scheduler's events and STATS."""
+
+    __tablename__ = "compute_nodes"
+    uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255), default="")
+    node_type: Mapped[str] = mapped_column(String(16), default="compute")
+    status: Mapped[str] = mapped_column(String(16), default="READY")
+    connected: Mapped[bool] = mapped_column(Boolean, default=True)
+    mem_total_mb: Mapped[int] = mapped_column(Integer, default=0)
+    mem_available_mb: Mapped[int] = mapped_column(Integer, default=0)
+    disk_total_mb: Mapped[int] = mapped_column(Integer, default=0)
+    disk_available_mb: Mapped[int] = mapped_column(Integer, default=0)
+    vcpus_total: Mapped[int] = mapped_column(Integer, default=0)
+    vcpus_available: Mapped[int] = mapped_column(Integer, default=0)
+    load: Mapped[float] = mapped_column(Float, default=0.0)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+# --- images ---
+# Glance v2 images. Rows are deleted outright (no soft delete): a deleted
+# image is simply gone, and its data is removed from the store with it.
+
+
+class Image(Base):
+    __tablename__ = "images"
+    __table_args__ = (Index("ix_images_owner_created", "owner", "created_at"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    owner: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    status: Mapped[str] = mapped_column(String(30))
+    visibility: Mapped[str] = mapped_column(String(16), index=True)
+    protected: Mapped[bool] = mapped_column(Boolean, default=False)
+    os_hidden: Mapped[bool] = mapped_column(Boolean, default=False)
+    disk_format: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    container_format: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    min_disk: Mapped[int] = mapped_column(Integer, default=0)
+    min_ram: Mapped[int] = mapped_column(Integer, default=0)
+    size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    virtual_size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    checksum: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    os_hash_algo: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    os_hash_value: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    # Where the store keeps the data (store-specific URI); None until uploaded.
+    location: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ImageProperty(Base):
+    """An extra (non-core) image property: Glance's are free-form strings."""
+
+    __tablename__ = "image_properties"
+    image_id: Mapped[str] = mapped_column(
+        ForeignKey("images.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class ImageTag(Base):
+    __tablename__ = "image_tags"
+    image_id: Mapped[str] = mapped_column(
+        ForeignKey("images.id", ondelete="CASCADE"), primary_key=True
+    )
+    value: Mapped[str] = mapped_column(String(255), primary_key=True)
+
+
+class ImageMember(Base):
+    """A project a shared image is offered to; the member accepts or rejects it."""
+
+    __tablename__ = "image_members"
+    image_id: Mapped[str] = mapped_column(
+        ForeignKey("images.id", ondelete="CASCADE"), primary_key=True
+    )
+    member: Mapped[str] = mapped_column(String(255), primary_key=True, index=True)
+    status: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

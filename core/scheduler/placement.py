@@ -117,6 +117,8 @@ class NodeTable:
     # -- placement ----------------------------------------------------------------------------
 
     def _eligible(self, node: Node, req: Requirements) -> bool:
+        if node.uuid in req.excluded_nodes:
+            return False
         if req.network_node != (node.node_type is NodeType.NETWORK):
             return False
         if req.availability_zone and node.availability_zone != req.availability_zone:

@@ -90,6 +90,8 @@ class Requirements:
     # Instances this one must share a node with, or must avoid (server groups, hints).
     same_node_as: list[str] = dataclasses.field(default_factory=list)
     different_node_from: list[str] = dataclasses.field(default_factory=list)
+    # Nodes that already refused this instance (the controller's retries).
+    excluded_nodes: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,334 @@
+"""The controller process: outbox in, SSNTP commands out, reports back into the datastore.
+
+Three loops share one SSNTP connection to the scheduler:
+- the dispatcher claims outbox rows (PostgreSQL: FOR UPDATE SKIP LOCKED, woken
+  by LISTEN/NOTIFY; SQLite: a short poll), sends them, then deletes them; a
+  claim is a lease, so rows a crashed controller claimed are sent again by
+  another (commands are idempotent);
+- the report consumer applies launcher reports in batches, one transaction
+  per batch, in arrival order;
+- the reconciler ends builds that took too long, re-sends commands whose
+  effect never showed, and finishes deletes whose node is gone.
+Several controllers may run at once: the datastore decides who does what.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import os
+import socket
+import uuid
+from typing import Any
+
+from sqlalchemy import delete, or_, select
+from sqlalchemy.orm import Session
+
+from ciaostack.core.controller import reports, states
+from ciaostack.core.controller.operations import enqueue
+from ciaostack.core.db.models import ComputeNode, Instance, Outbox, utcnow
+from ciaostack.core.db.session import Database
+from ciaostack.core.ssntp import payloads as P
+from ciaostack.core.ssntp.frames import Command, Error, Event, Frame, Role, Status, Type
+from ciaostack.core.ssntp.transport import Client, Connection
+
+LOG = logging.getLogger("ciaostack.controller")
+
+COMMANDS = {
+    "START": Command.START,
+    "STOP": Command.STOP,
+    "DELETE": Command.DELETE,
+    "RESTART": Command.RESTART,
+    "ATTACH_VOLUME": Command.ATTACH_VOLUME,
+    "DETACH_VOLUME": Command.DETACH_VOLUME,
+    "EVACUATE": Command.EVACUATE,
+    "RESTORE": Command.RESTORE,
+}
+FAILURE_COMMAND = {
+    Error.STOP_FAILURE: "STOP",
+    Error.DELETE_FAILURE: "DELETE",
+    Error.RESTART_FAILURE: "RESTART",
+}
+NODE_STATUS = {
+    Status.FULL: "FULL",
+    Status.OFFLINE: "OFFLINE",
+    Status.MAINTENANCE: "MAINTENANCE",
+}
+BATCH = 500
+LEASE = dt.timedelta(seconds=10)
+
+
+class Controller:
+    def __init__(
+        self,
+        db: Database,
+        client_factory,  # noqa: ANN001 - Callable[[handler, on_connected], Client]
+        max_attempts: int = 3,
+        build_timeout: float = 300,
+        resend_after: float = 15,
+        poll_interval: float = 0.2,
+        reconcile_interval: float = 2.0,
+    ) -> None:
+        self.db = db
+        self.name = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.max_attempts = max_attempts
+        self.build_timeout = dt.timedelta(seconds=build_timeout)
+        self.resend_after = dt.timedelta(seconds=resend_after)
+        self.poll_interval = poll_interval
+        self.reconcile_interval = reconcile_interval
+        self.client: Client = client_factory(self.handle, self.on_connected)
+        self.reports: asyncio.Queue[tuple[Frame, Any]] = asyncio.Queue(maxsize=20000)
+        self.wake = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    async def run(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self.client.run(), name="ssntp"),
+            asyncio.create_task(self._dispatch_loop(), name="dispatch"),
+            asyncio.create_task(self._report_loop(), name="reports"),
+            asyncio.create_task(self._reconcile_loop(), name="reconcile"),
+        ]
+        if not self.db.is_sqlite:
+            self._tasks.append(asyncio.create_task(self._listen_loop(), name="listen"))
+        done, _ = await asyncio.wait(self._tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            if task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+
+    async def stop(self) -> None:
+        await self.client.stop()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def on_connected(self, conn: Connection) -> None:
+        LOG.info("controller %s connected to scheduler %s", self.name, conn.peer_uuid)
+        self.wake.set()
+
+    async def handle(self, conn: Connection, frame: Frame, message: Any) -> None:
+        await self.reports.put((frame, message))
+
+    # -- outbox -----------------------------------------------------------------------
+
+    async def _dispatch_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), self.poll_interval)
+            self.wake.clear()
+            if not self.client.connected.is_set():
+                continue
+            try:
+                rows = await asyncio.to_thread(self._claim, BATCH)
+            except Exception:
+                LOG.exception("claiming outbox rows failed")
+                continue
+            if not rows:
+                continue
+            sent: list[int] = []
+            try:
+                for row_id, command, payload in rows:
+                    await self.client.send(Frame(Type.COMMAND, COMMANDS[command], payload))
+                    sent.append(row_id)
+            except (ConnectionError, OSError):
+                LOG.warning(
+                    "scheduler connection lost with %d commands unsent", len(rows) - len(sent)
+                )
+            if sent:
+                await asyncio.to_thread(self._done, sent)
+            if len(rows) == BATCH:
+                self.wake.set()
+
+    def _claim(self, limit: int) -> list[tuple[int, str, dict[str, Any]]]:
+        now = utcnow()
+        with self.db.session() as session:
+            query = (
+                select(Outbox)
+                .where(or_(Outbox.claimed_at.is_(None), Outbox.claimed_at < now - LEASE))
+                .order_by(Outbox.id)
+                .limit(limit)
+            )
+            if not self.db.is_sqlite:
+                query = query.with_for_update(skip_locked=True)
+            rows = session.scalars(query).all()
+            for row in rows:
+                row.claimed_by = self.name
+                row.claimed_at = now
+            return [(r.id, r.command, r.payload) for r in rows]
+
+    def _done(self, ids: list[int]) -> None:
+        with self.db.session() as session:
+            session.execute(delete(Outbox).where(Outbox.id.in_(ids)))
+
+    async def _listen_loop(self) -> None:
+        """PostgreSQL: wake the dispatcher the moment an API transaction commits."""
+        import psycopg
+
+        from ciaostack.core.controller.operations import NOTIFY_CHANNEL
+
+        dsn = self.db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+                    await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    async for _ in conn.notifies():
+                        self.wake.set()
+            except (psycopg.Error, OSError) as exc:
+                LOG.warning("LISTEN connection failed (%s); polling meanwhile", exc)
+                await asyncio.sleep(1)
+
+    # -- reports ----------------------------------------------------------------------
+
+    async def _report_loop(self) -> None:
+        while True:
+            batch = [await self.reports.get()]
+            while len(batch) < BATCH and not self.reports.empty():
+                batch.append(self.reports.get_nowait())
+            try:
+                strays, wake = await asyncio.to_thread(self._apply, batch)
+            except Exception:
+                LOG.exception("applying %d reports failed", len(batch))
+                continue
+            for node_uuid, instance_id in strays:
+                LOG.info(
+                    "instance=%s runs on node=%s but is deleted here: deleting it",
+                    instance_id,
+                    node_uuid,
+                )
+                with contextlib.suppress(ConnectionError, OSError):
+                    await self.client.send(
+                        P.frame(
+                            Type.COMMAND,
+                            Command.DELETE,
+                            P.InstanceCommand(
+                                instance_uuid=instance_id, workload_agent_uuid=node_uuid
+                            ),
+                        )
+                    )
+            if wake:
+                self.wake.set()
+
+    def _apply(self, batch: list[tuple[Frame, Any]]) -> tuple[list[tuple[str, str]], bool]:
+        strays: list[tuple[str, str]] = []
+        wake = False
+        with self.db.session() as session:
+            for frame, message in batch:
+                key = (frame.type, frame.operand)
+                if key == (Type.COMMAND, Command.STATS):
+                    strays += [(message.node_uuid, i) for i in reports.stats(session, message)]
+                elif key == (Type.EVENT, Event.INSTANCE_DELETED):
+                    reports.instance_deleted(session, message)
+                elif key == (Type.EVENT, Event.INSTANCE_STOPPED):
+                    reports.instance_stopped(session, message)
+                elif key == (Type.EVENT, Event.NODE_CONNECTED):
+                    reports.node_connected(session, message)
+                elif key == (Type.EVENT, Event.NODE_DISCONNECTED):
+                    reports.node_disconnected(session, message)
+                elif key == (Type.ERROR, Error.START_FAILURE):
+                    wake |= reports.start_failed(session, message, self.max_attempts)
+                elif frame.type == Type.ERROR and frame.operand in FAILURE_COMMAND:
+                    reports.instance_failure(session, message, FAILURE_COMMAND[frame.operand])
+                elif frame.type == Type.STATUS and frame.operand in NODE_STATUS:
+                    if message.node_uuid:
+                        reports.node_status(session, message.node_uuid, NODE_STATUS[frame.operand])
+                else:
+                    LOG.debug("controller ignores %s", frame.name)
+                session.flush()
+        return strays, wake
+
+    # -- reconciliation -------------------------------------------------------------------
+
+    async def _reconcile_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.reconcile_interval)
+            try:
+                if await asyncio.to_thread(self.reconcile):
+                    self.wake.set()
+            except Exception:
+                LOG.exception("reconciliation failed")
+
+    def reconcile(self) -> bool:
+        """One pass; True when commands were queued."""
+        now = utcnow()
+        queued = False
+        with self.db.session() as session:
+            pending = set(session.scalars(select(Outbox.instance_id)))
+            building = session.scalars(
+                select(Instance).where(
+                    Instance.vm_state == states.BUILDING, Instance.deleted.is_(False)
+                )
+            ).all()
+            for instance in building:
+                if now - instance.created_at > self.build_timeout:
+                    LOG.warning("instance=%s timed out in BUILD", instance.id)
+                    reports.set_error(session, instance, "Build timed out.")
+                elif instance.id not in pending and now - instance.updated_at > self.resend_after:
+                    # A START or its report was lost: ask again (START is idempotent).
+                    enqueue(
+                        session,
+                        instance.id,
+                        "START",
+                        instance.start_payload | {"attempt": instance.start_attempts},
+                    )
+                    instance.updated_at = now
+                    queued = True
+            queued |= self._finish_deletes(session, now, pending)
+        return queued
+
+    def _finish_deletes(self, session: Session, now: dt.datetime, pending: set[str]) -> bool:
+        queued = False
+        connected = set(
+            session.scalars(select(ComputeNode.uuid).where(ComputeNode.connected.is_(True)))
+        )
+        unconfirmed = session.scalars(
+            select(Instance).where(Instance.deleted.is_(True), Instance.vm_state != states.DELETED)
+        ).all()
+        for instance in unconfirmed:
+            if instance.id in pending or now - instance.updated_at < self.resend_after:
+                continue
+            if instance.node_uuid is None or instance.node_uuid not in connected:
+                # Never placed, or its node is gone: if it comes back running it,
+                # its STATS will show a deleted instance and we delete it there.
+                instance.vm_state = states.DELETED
+                instance.task_state = None
+                continue
+            enqueue(
+                session,
+                instance.id,
+                "DELETE",
+                P.to_dict(
+                    P.InstanceCommand(
+                        instance_uuid=instance.id, workload_agent_uuid=instance.node_uuid
+                    )
+                ),
+            )
+            instance.updated_at = now
+            queued = True
+        return queued
+
+
+def client_factory(conf, node_uuid: uuid.UUID | None = None):  # noqa: ANN001, ANN201
+    """Build the controller's SSNTP client from configuration."""
+    from ciaostack.core.ssntp.transport import client_context
+
+    ca = conf.pki_file("ssntp", "ca", "ca.pem")
+    cert = conf.pki_file("controller", "cert", "controller.pem")
+
+    def make(handler, on_connected) -> Client:  # noqa: ANN001
+        return Client(
+            node_uuid or uuid.uuid4(),
+            Role.CONTROLLER,
+            client_context(cert, ca),
+            conf.get("ssntp", "host"),
+            conf.get("ssntp", "port"),
+            handler,
+            on_connected=on_connected,
+            hostname=socket.gethostname(),
+        )
+
+    return make

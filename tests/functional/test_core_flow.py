@@ -1,0 +1,282 @@
+"""Controller and scheduler as real processes over TLS, driven through the datastore.
+
+The launcher side here is a scripted agent in the test (a real SSNTP client with
+an agent certificate) so each report can be controlled exactly; the real
+launcher process has its own tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from ciaostack.core import quota
+from ciaostack.core.controller import operations, states
+from ciaostack.core.db.models import Instance, Outbox
+from ciaostack.core.db.session import Database
+from ciaostack.core.ssntp import frames as F
+from ciaostack.core.ssntp import payloads as P
+from ciaostack.core.ssntp.transport import Client, client_context
+from tests.support.core import Process, core_env, free_port, prepare, wait_until
+
+
+class ScriptedAgent:
+    """An SSNTP agent in a background thread that answers commands as told."""
+
+    def __init__(self, home: Path, port: int, mem_mb: int = 8192, fail: set[str] | None = None):
+        self.uuid = uuid.uuid4()
+        self.port = port
+        self.pki = home / "pki"
+        self.mem_mb = mem_mb
+        self.fail = fail or set()
+        self.running: dict[str, P.Start] = {}
+        self.received: list[str] = []
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.client: Client | None = None
+
+    def start(self) -> ScriptedAgent:
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
+        return self
+
+    async def _start(self) -> None:
+        ctx = client_context(self.pki / "agent.pem", self.pki / "ca.pem")
+        self.client = Client(
+            self.uuid,
+            F.Role.AGENT,
+            ctx,
+            "127.0.0.1",
+            self.port,
+            self.handle,
+            on_connected=self.on_connected,
+            hostname=f"node-{self.uuid.hex[:6]}",
+        )
+        self._task = asyncio.create_task(self.client.run())
+
+    def stop(self) -> None:
+        async def _stop() -> None:
+            assert self.client is not None
+            await self.client.stop()
+
+        asyncio.run_coroutine_threadsafe(_stop(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+    def ready(self) -> P.Ready:
+        used = sum(s.requirements.mem_mb for s in self.running.values())
+        return P.Ready(
+            node_uuid=str(self.uuid),
+            mem_total_mb=self.mem_mb,
+            mem_available_mb=self.mem_mb - used,
+            disk_total_mb=100000,
+            disk_available_mb=100000,
+            vcpus_total=64,
+            vcpus_available=64,
+            hostname=f"node-{self.uuid.hex[:6]}",
+            instances=list(self.running),
+        )
+
+    def stats(self, state: P.InstanceState = P.InstanceState.RUNNING) -> P.Stats:
+        r = self.ready()
+        return P.Stats(
+            node_uuid=r.node_uuid,
+            status=P.NodeStatus.READY,
+            mem_total_mb=r.mem_total_mb,
+            mem_available_mb=r.mem_available_mb,
+            disk_total_mb=r.disk_total_mb,
+            disk_available_mb=r.disk_available_mb,
+            vcpus_total=64,
+            vcpus_available=64,
+            hostname=r.hostname,
+            instances=[P.InstanceStat(instance_uuid=i, state=state) for i in self.running],
+        )
+
+    async def on_connected(self, conn: Any) -> None:
+        await conn.send(P.frame(F.Type.STATUS, F.Status.READY, self.ready()))
+
+    async def handle(self, conn: Any, frame: F.Frame, message: Any) -> None:
+        self.received.append(frame.name)
+        if frame.operand == F.Command.START:
+            if message.name in self.fail:
+                await conn.send(
+                    P.frame(
+                        F.Type.ERROR,
+                        F.Error.START_FAILURE,
+                        P.StartFailure(
+                            instance_uuid=message.instance_uuid,
+                            reason=P.StartFailureReason.LAUNCH_FAILURE,
+                            message="boom",
+                            node_uuid=str(self.uuid),
+                            attempt=message.attempt,
+                        ),
+                    )
+                )
+                return
+            self.running[message.instance_uuid] = message
+            await conn.send(P.frame(F.Type.STATUS, F.Status.READY, self.ready()))
+            await conn.send(P.frame(F.Type.COMMAND, F.Command.STATS, self.stats()))
+        elif frame.operand == F.Command.DELETE:
+            self.running.pop(message.instance_uuid, None)
+            await conn.send(
+                P.frame(
+                    F.Type.EVENT,
+                    F.Event.INSTANCE_DELETED,
+                    P.InstanceEvent(instance_uuid=message.instance_uuid),
+                )
+            )
+            await conn.send(P.frame(F.Type.STATUS, F.Status.READY, self.ready()))
+        elif frame.operand == F.Command.STOP:
+            await conn.send(
+                P.frame(
+                    F.Type.EVENT,
+                    F.Event.INSTANCE_STOPPED,
+                    P.InstanceEvent(instance_uuid=message.instance_uuid),
+                )
+            )
+        elif frame.operand == F.Command.RESTART:
+            await conn.send(P.frame(F.Type.COMMAND, F.Command.STATS, self.stats()))
+
+
+@pytest.fixture
+def core(tmp_path: Path, database_url_factory) -> Iterator[dict[str, Any]]:  # noqa: ANN001
+    port = free_port()
+    url = database_url_factory()
+    env = core_env(tmp_path, url, port, CIAOSTACK_CONTROLLER__RESEND_AFTER="3")
+    prepare(env)
+    scheduler = Process("scheduler", ["scheduler"], env, tmp_path).start()
+    controller = Process("controller", ["controller"], env, tmp_path).start()
+    db = Database(url)
+    yield {
+        "home": tmp_path,
+        "port": port,
+        "db": db,
+        "env": env,
+        "scheduler": scheduler,
+        "controller": controller,
+    }
+    controller.stop()
+    scheduler.stop()
+    db.dispose()
+    for proc in (scheduler, controller):
+        assert "Traceback" not in proc.text(), proc.text()[-4000:]
+
+
+def spec(name: str, project: str = "p1", mem_mb: int = 512) -> operations.InstanceSpec:
+    return operations.InstanceSpec(
+        project_id=project, user_id="u1", name=name, image_id="img", mem_mb=mem_mb, vcpus=1
+    )
+
+
+def create(db: Database, name: str, count: int = 1, **kw: Any) -> list[str]:
+    with db.session() as s:
+        return [i.id for i in operations.create_instances(s, spec(name, **kw), count=count)]
+
+
+def state(db: Database, instance_id: str) -> tuple[str, str | None]:
+    with db.session(readonly=True) as s:
+        row = s.get(Instance, instance_id)
+        return row.vm_state, row.task_state
+
+
+def test_build_active_stop_start_delete(core: dict[str, Any]) -> None:
+    db = core["db"]
+    agent = ScriptedAgent(core["home"], core["port"]).start()
+    try:
+        [iid] = create(db, "vm1")
+        wait_until(lambda: state(db, iid) == (states.ACTIVE, None), what="ACTIVE")
+        with db.session(readonly=True) as s:
+            row = s.get(Instance, iid)
+            assert row.node_uuid == str(agent.uuid)
+            assert row.launched_at is not None and row.host.startswith("node-")
+            assert quota.usage(s, "p1") == {"instances": 1, "cores": 1, "ram": 512}
+        with db.session() as s:
+            operations.stop_instance(s, s.get(Instance, iid))
+        wait_until(lambda: state(db, iid) == (states.STOPPED, None), what="STOPPED")
+        with db.session() as s:
+            operations.start_instance(s, s.get(Instance, iid))
+        wait_until(lambda: state(db, iid) == (states.ACTIVE, None), what="ACTIVE again")
+        with db.session() as s:
+            operations.delete_instance(s, s.get(Instance, iid))
+        wait_until(lambda: state(db, iid) == (states.DELETED, None), what="DELETED")
+        assert iid not in agent.running
+        with db.session(readonly=True) as s:
+            assert quota.usage(s, "p1") == {"instances": 0, "cores": 0, "ram": 0}
+            assert s.scalars(select(Outbox)).all() == []
+    finally:
+        agent.stop()
+
+
+def test_refused_start_is_retried_elsewhere_then_errors(core: dict[str, Any]) -> None:
+    db = core["db"]
+    bad = ScriptedAgent(core["home"], core["port"], fail={"flaky", "doomed"}).start()
+    good = ScriptedAgent(core["home"], core["port"], fail={"doomed"}).start()
+    try:
+        wait_until(lambda: bad.client.connected.is_set() and good.client.connected.is_set())
+        ids = create(db, "flaky") + create(db, "doomed")
+        wait_until(lambda: state(db, ids[0]) == (states.ACTIVE, None), what="retried ACTIVE")
+        assert ids[0] in good.running
+        wait_until(lambda: state(db, ids[1])[0] == states.ERROR, what="ERROR")
+        with db.session(readonly=True) as s:
+            doomed = s.get(Instance, ids[1])
+            assert doomed.fault["message"].startswith("No valid host was found")
+            # attempt 1 and 2 refused by each node; attempt 3 finds no node left to try
+            assert doomed.start_attempts == 3
+            # the failed instance holds no quota; the running one does
+            assert quota.usage(s, "p1")["instances"] == 1
+    finally:
+        bad.stop()
+        good.stop()
+
+
+def test_full_cloud_and_no_node(core: dict[str, Any]) -> None:
+    db = core["db"]
+    [lonely] = create(db, "lonely")
+    wait_until(lambda: state(db, lonely)[0] == states.ERROR, what="no node ERROR")
+    agent = ScriptedAgent(core["home"], core["port"], mem_mb=1024).start()
+    try:
+        wait_until(lambda: agent.client.connected.is_set())
+        [big] = create(db, "big", mem_mb=4096)
+        wait_until(lambda: state(db, big)[0] == states.ERROR, what="full ERROR")
+        with db.session(readonly=True) as s:
+            assert "No valid host" in s.get(Instance, big).fault["message"]
+    finally:
+        agent.stop()
+
+
+def test_node_disconnect_marks_instances_and_stray_is_deleted(core: dict[str, Any]) -> None:
+    db = core["db"]
+    agent = ScriptedAgent(core["home"], core["port"]).start()
+    [iid] = create(db, "vm")
+    wait_until(lambda: state(db, iid) == (states.ACTIVE, None))
+    agent.stop()
+
+    def lost() -> bool:
+        with db.session(readonly=True) as s:
+            return s.get(Instance, iid).node_lost
+
+    wait_until(lost, what="node_lost")
+    # While the node is away the instance is deleted here; when the node comes back
+    # still running it, the controller deletes it there.
+    with db.session() as s:
+        operations.delete_instance(s, s.get(Instance, iid))
+    back = ScriptedAgent(core["home"], core["port"])
+    back.uuid = agent.uuid
+    back.running = dict(agent.running)
+    back.start()
+    try:
+        wait_until(lambda: back.client.connected.is_set())
+        asyncio.run_coroutine_threadsafe(
+            back.client.send(P.frame(F.Type.COMMAND, F.Command.STATS, back.stats())), back.loop
+        ).result(5)
+        wait_until(lambda: iid not in back.running, what="stray deleted on the node")
+        wait_until(lambda: state(db, iid)[0] == states.DELETED)
+    finally:
+        back.stop()
