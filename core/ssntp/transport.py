@@ -11,6 +11,7 @@ its message, is answered with an ERROR frame and the connection is closed.
 from __future__ import annotations
 
 import asyncio
+import asyncio.sslproto
 import contextlib
 import logging
 import random
@@ -46,6 +47,10 @@ Handler = Callable[["Connection", Frame, Any], Awaitable[None]]
 PeerHook = Callable[["Connection"], Awaitable[None]]
 
 HANDSHAKE_TIMEOUT = 10.0
+
+# asyncio gives every TLS connection a 256 KiB read buffer; a scheduler holding
+# thousands of launchers needs far less (a TLS record is at most 16 KiB).
+asyncio.sslproto.SSLProtocol.max_size = 32 * 1024
 
 
 class HandshakeRefused(Exception):
