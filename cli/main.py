@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from ciaostack.cli import services
+from ciaostack.cli import launcher, services
 from ciaostack.core import config
 
 
@@ -106,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     api.set_defaults(func=cmd_api)
 
     services.add_parsers(sub)
+    launcher.add_parser(sub)  # `ciaostack launcher` (cli/launcher.py)
     return parser
 
 

@@ -1,0 +1,153 @@
+"""The interface between the launcher and whatever runs workloads on a node.
+
+A backend turns instance operations into real work: QEMU/KVM domains through
+libvirt, containers through podman, bare-metal servers through Redfish, or
+nothing at all (the fake backend, for simulation and scale tests). The
+launcher owns the protocol, the bookkeeping on disk and the ordering; a
+backend owns only the workloads. So that a launcher can be killed and
+restarted at any moment, every operation must be idempotent: the launcher
+repeats an operation it is not sure completed.
+
+The launcher never runs two operations on the same instance at once, but
+runs operations on different instances concurrently: a backend must not
+block the event loop (run blocking library calls in a thread).
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import importlib
+from collections.abc import Collection
+from pathlib import Path
+
+from ciaostack.core.config import Config
+from ciaostack.core.ssntp.payloads import InstanceState, Start, StartFailureReason
+
+# Backend name -> module that defines `from_config(conf, state_dir) -> Backend`.
+BACKENDS = {
+    "fake": "ciaostack.agents.backends.fake",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeResources:
+    """What the node offers to instances in total, and how busy it is."""
+
+    mem_mb: int
+    disk_mb: int
+    vcpus: int
+    load: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Usage:
+    """One instance's consumption, as the STATS report carries it."""
+
+    memory_mb: int = 0
+    disk_mb: int = 0
+    cpu_percent: int = 0
+
+
+class BackendError(Exception):
+    """An operation failed; `reason` is what a failed START reports to the controller."""
+
+    reason = StartFailureReason.LAUNCH_FAILURE
+
+
+class ImageError(BackendError):
+    """The image could not be fetched or prepared."""
+
+    reason = StartFailureReason.IMAGE_FAILURE
+
+
+class NetworkError(BackendError):
+    """The instance's network could not be set up."""
+
+    reason = StartFailureReason.NETWORK_FAILURE
+
+
+class InstanceNotFound(BackendError):
+    """The backend has no such instance (start, stop, reboot, volumes)."""
+
+
+class Backend(abc.ABC):
+    """What every backend implements. All methods are coroutines."""
+
+    name: str = ""
+
+    @abc.abstractmethod
+    async def create(self, start: Start) -> None:
+        """Create the instance described by a START and boot it; return once it runs.
+
+        Must be idempotent: when the instance already exists (a launcher killed
+        during a previous create repeats it), make sure it runs and return.
+        On failure, raise BackendError (or ImageError, NetworkError) and leave
+        nothing behind that a later `delete` could not remove. The payload's
+        user data may hold secrets: never log it.
+        """
+
+    @abc.abstractmethod
+    async def start(self, instance_uuid: str) -> None:
+        """Power on a stopped instance; a running one is left alone."""
+
+    @abc.abstractmethod
+    async def stop(self, instance_uuid: str) -> None:
+        """Power off a running instance, keeping its disks; a stopped one is left alone."""
+
+    @abc.abstractmethod
+    async def reboot(self, instance_uuid: str, hard: bool) -> None:
+        """Restart a running instance: soft asks the guest (ACPI), hard resets it.
+
+        A stopped instance is started.
+        """
+
+    @abc.abstractmethod
+    async def delete(self, instance_uuid: str) -> None:
+        """Destroy the instance and its local disks; an unknown instance is not an error."""
+
+    @abc.abstractmethod
+    async def attach_volume(self, instance_uuid: str, volume_uuid: str, device: str) -> None:
+        """Attach a volume (at `device` when given; the backend picks otherwise).
+
+        Attaching a volume that is already attached succeeds.
+        """
+
+    @abc.abstractmethod
+    async def detach_volume(self, instance_uuid: str, volume_uuid: str) -> None:
+        """Detach a volume; detaching one that is not attached succeeds."""
+
+    @abc.abstractmethod
+    async def stats(self) -> dict[str, Usage]:
+        """Current usage of every instance the backend runs (cheap: called every few seconds)."""
+
+    @abc.abstractmethod
+    async def reattach(self, instance_uuids: Collection[str]) -> dict[str, InstanceState]:
+        """After a launcher restart: find the instances the launcher had.
+
+        Returns the current state of each listed instance that still exists;
+        an instance missing from the answer is gone. Instances must outlive the
+        launcher process (a domain, a container, a server keeps running).
+        """
+
+    @abc.abstractmethod
+    async def console_output(self, instance_uuid: str, length: int | None = None) -> str:
+        """The tail of the instance's console log (`length` lines; all when None)."""
+
+    @abc.abstractmethod
+    async def capacity(self) -> NodeResources:
+        """The node's totals for instances (after any host overhead) and its load."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
+        """Release connections to the hypervisor; instances keep running."""
+
+
+def load(name: str, conf: Config, state_dir: Path) -> Backend:
+    """The backend called `name`, configured from `conf`."""
+    try:
+        module = importlib.import_module(BACKENDS[name])
+    except KeyError as exc:
+        raise ValueError(
+            f"unknown launcher backend {name!r}; known: {', '.join(BACKENDS)}"
+        ) from exc
+    return module.from_config(conf, state_dir)

@@ -1,0 +1,174 @@
+"""What a launcher keeps on disk so that a restart loses nothing.
+
+The state directory holds `node.json` (the node's UUID, which must survive
+restarts so the scheduler and the controller recognise the node, and whether
+the node is in maintenance) and `instances/<instance>.json`, one small file per
+instance with the START payload it was created from, its last known state and
+the operation in progress. Every file is written atomically (a temporary file,
+then a rename), so a launcher killed at any moment leaves either the old
+version or the new one, never half of one. Files are private (0600): the START
+payload may carry user data with secrets in it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import re
+import uuid
+from pathlib import Path
+from typing import Any
+
+from ciaostack.core.ssntp import payloads as P
+
+LOG = logging.getLogger("ciaostack.launcher")
+
+FORMAT_VERSION = 1
+# Instance and volume ids become file names: nothing that could climb out of a directory.
+_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
+
+
+class StateError(ValueError):
+    """A state file that cannot be read back (it is skipped and logged, never fatal)."""
+
+
+def is_safe_id(value: str) -> bool:
+    return bool(_SAFE_ID.match(value))
+
+
+def write_atomically(path: Path, data: dict[str, Any], fsync: bool) -> None:
+    """Replace `path` with `data` as JSON in one step (temporary file + rename).
+
+    fsync=False skips the flush to the disk: a killed process still loses
+    nothing (the page cache survives it), only a power loss could.
+    """
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(data, f, separators=(",", ":"))
+        if fsync:
+            f.flush()
+            os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class Task:
+    """The operation an instance is in the middle of; a restarted launcher resumes it."""
+
+    NONE = ""
+    CREATING = "creating"
+    DELETING = "deleting"
+
+
+@dataclasses.dataclass
+class InstanceRecord:
+    start: P.Start
+    state: P.InstanceState = P.InstanceState.PENDING
+    task: str = Task.CREATING
+    volumes: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def instance_uuid(self) -> str:
+        return self.start.instance_uuid
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": FORMAT_VERSION,
+            "start": P.to_dict(self.start),
+            "state": self.state.value,
+            "task": self.task,
+            "volumes": list(self.volumes),
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> InstanceRecord:
+        if not isinstance(data, dict) or data.get("version") != FORMAT_VERSION:
+            raise StateError("unknown state file format")
+        try:
+            start = P.from_dict(P.Start, data["start"])
+            state = P.InstanceState(data["state"])
+        except (KeyError, ValueError) as exc:
+            raise StateError(str(exc)) from exc
+        task = data.get("task", Task.NONE)
+        volumes = data.get("volumes", [])
+        if task not in (Task.NONE, Task.CREATING, Task.DELETING) or not isinstance(volumes, list):
+            raise StateError("bad task or volumes")
+        return cls(start=start, state=state, task=task, volumes=[str(v) for v in volumes])
+
+
+@dataclasses.dataclass
+class NodeState:
+    node_uuid: uuid.UUID
+    maintenance: bool = False
+
+
+class StateStore:
+    """The launcher's state directory (see the module docstring for its layout)."""
+
+    def __init__(self, directory: Path, fsync: bool = True) -> None:
+        self.directory = directory
+        self.instances_dir = directory / "instances"
+        self.fsync = fsync
+        self.instances_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(directory, 0o700)
+
+    # -- the node ---------------------------------------------------------------------------
+
+    def load_node(self) -> NodeState:
+        """The node's identity; created (and saved) on the very first start."""
+        path = self.directory / "node.json"
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return NodeState(uuid.UUID(data["node_uuid"]), bool(data.get("maintenance", False)))
+        except FileNotFoundError:
+            node = NodeState(uuid.uuid4())
+            self.save_node(node)
+            return node
+        except (ValueError, KeyError, TypeError) as exc:
+            # A node that silently took a new UUID would orphan every instance it runs.
+            raise StateError(f"{path} is unreadable ({exc}); fix or remove it") from exc
+
+    def save_node(self, node: NodeState) -> None:
+        write_atomically(
+            self.directory / "node.json",
+            {"node_uuid": str(node.node_uuid), "maintenance": node.maintenance},
+            self.fsync,
+        )
+
+    # -- instances --------------------------------------------------------------------------
+
+    def _path(self, instance_uuid: str) -> Path:
+        if not is_safe_id(instance_uuid):
+            raise ValueError(f"unsafe instance id {instance_uuid!r}")
+        return self.instances_dir / f"{instance_uuid}.json"
+
+    def save(self, record: InstanceRecord) -> None:
+        write_atomically(self._path(record.instance_uuid), record.to_json(), self.fsync)
+
+    def remove(self, instance_uuid: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._path(instance_uuid).unlink()
+
+    def load_instances(self) -> dict[str, InstanceRecord]:
+        """Every instance recorded; unreadable files are logged and left for an operator."""
+        records: dict[str, InstanceRecord] = {}
+        for path in sorted(self.instances_dir.iterdir()):
+            if path.name.startswith("."):
+                # A temporary file from a write that a crash interrupted.
+                path.unlink(missing_ok=True)
+                continue
+            if path.suffix != ".json":
+                continue
+            try:
+                record = InstanceRecord.from_json(json.loads(path.read_text(encoding="utf-8")))
+            except (OSError, ValueError, StateError) as exc:
+                LOG.error("state file %s skipped: %s", path, exc)
+                continue
+            if path.stem != record.instance_uuid:
+                LOG.error("state file %s skipped: it describes another instance", path)
+                continue
+            records[record.instance_uuid] = record
+        return records
