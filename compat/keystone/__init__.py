@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import falcon
 
-from ciaostack.compat.keystone import auth, versions
+from ciaostack.compat.keystone import (
+    app_creds,
+    auth,
+    domains,
+    endpoints,
+    grants,
+    projects,
+    regions,
+    roles,
+    services,
+    users,
+    versions,
+)
 from ciaostack.compat.keystone.views import error_body
 from ciaostack.core.runtime import Runtime
 
@@ -28,3 +40,10 @@ def register(app: falcon.App, rt: Runtime, faults) -> None:  # noqa: ANN001 - ap
     app.add_route(f"{PREFIX}/v3/auth/catalog", auth.AuthCatalog(rt))
     app.add_route(f"{PREFIX}/v3/auth/projects", auth.AuthProjects(rt))
     app.add_route(f"{PREFIX}/v3/auth/domains", auth.AuthDomains(rt))
+    # Directory and catalog CRUD (domains, projects, users, regions, services, endpoints).
+    for module in (domains, projects, users, regions, services, endpoints):
+        module.add_routes(app, rt, PREFIX)
+    # Roles, implied roles, grants, role assignments, application credentials.
+    roles.add_routes(app, rt, PREFIX)
+    grants.add_routes(app, rt, PREFIX)
+    app_creds.add_routes(app, rt, PREFIX)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from ciaostack.core.db.models import ImpliedRole, Project, Role, RoleAssignment
+from ciaostack.core.db.models import GLOBAL, ImpliedRole, Project, Role, RoleAssignment
 
 PROJECT = "project"
 DOMAIN = "domain"
@@ -72,6 +72,15 @@ def effective_roles(
     if not ids:
         return []
     return list(session.scalars(select(Role).where(Role.id.in_(ids)).order_by(Role.name)))
+
+
+def token_roles(
+    session: Session, user_id: str, project_id: str | None = None, domain_id: str | None = None
+) -> list[Role]:
+    """The roles a token carries: domain-specific roles only imply others, as in Keystone."""
+    return [
+        r for r in effective_roles(session, user_id, project_id, domain_id) if r.domain_id == GLOBAL
+    ]
 
 
 def user_project_ids(session: Session, user_id: str) -> set[str]:

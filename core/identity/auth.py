@@ -221,13 +221,13 @@ class Identity:
                     project_domain_id=project_domain.id,
                     project_domain_name=project_domain.name,
                 )
-                roles = assignments.effective_roles(session, user.id, project_id=project.id)
+                roles = assignments.token_roles(session, user.id, project_id=project.id)
             elif payload.domain_id:
                 domain = session.get(Domain, payload.domain_id)
                 if domain is None or not domain.enabled:
                     raise errors.Unauthorized("The token's domain is not active.")
                 fields.update(domain_id=domain.id, domain_name=domain.name)
-                roles = assignments.effective_roles(session, user.id, domain_id=domain.id)
+                roles = assignments.token_roles(session, user.id, domain_id=domain.id)
             app_cred = None
             if payload.app_cred_id:
                 app_cred = session.get(ApplicationCredential, payload.app_cred_id)

@@ -38,6 +38,8 @@ def _candidate_keys(ctx: AuthContext) -> list[tuple[tuple[str, str], ...]]:
             keys.append((("user_id", ctx.user_id), ("project_id", project)))
     for domain in {ctx.domain_id, ctx.project_domain_id, ctx.user_domain_id} - {None, ""}:
         keys.append((("domain_id", domain),))
+        # A revoked domain grant (direct or inherited to the domain's projects).
+        keys.append((("user_id", ctx.user_id), ("domain_id", domain)))
     if ctx.app_cred_id:
         keys.append((("app_cred_id", ctx.app_cred_id),))
     return keys
