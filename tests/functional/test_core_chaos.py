@@ -1,0 +1,141 @@
+"""kill -9 of the scheduler, the controller and a launcher while hundreds of
+instances start: afterwards every instance ends ACTIVE or ERROR with a fault,
+none is stuck, none runs twice, and quota usage matches what exists.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from ciaostack.core import quota
+from ciaostack.core.controller import operations, states
+from ciaostack.core.db.models import Instance
+from ciaostack.core.db.session import Database
+from tests.support.core import Process, core_env, free_port, prepare, wait_until
+
+LAUNCHERS = 4
+INSTANCES = 300
+
+
+def _launcher(index: int, env: dict[str, str], home: Path) -> Process:
+    return Process(
+        f"launcher{index}",
+        ["launcher", "--state-dir", str(home / f"node{index}"), "--hostname", f"node{index}"],
+        env,
+        home,
+    )
+
+
+def _counts(db: Database) -> Counter:
+    with db.session(readonly=True) as s:
+        rows = s.execute(select(Instance.vm_state, func.count()).group_by(Instance.vm_state))
+        return Counter(dict(rows.all()))
+
+
+def _running_copies(home: Path) -> Counter:
+    """How many nodes hold each instance, read from the fake hypervisors' own records."""
+    copies: Counter = Counter()
+    for index in range(LAUNCHERS):
+        for path in (home / f"node{index}" / "fake").glob("*.json"):
+            data = json.loads(path.read_text())
+            if data.get("state") not in ("deleted",):
+                copies[path.stem] += 1
+    return copies
+
+
+def test_kill9_everything_while_starting(tmp_path: Path, database_url_factory) -> None:  # noqa: ANN001
+    url = database_url_factory()
+    env = core_env(
+        tmp_path,
+        url,
+        free_port(),
+        CIAOSTACK_CONTROLLER__RESEND_AFTER="4",
+        CIAOSTACK_LAUNCHER__FAKE_BOOT_DELAY="0.2",
+        CIAOSTACK_LAUNCHER__STATS_INTERVAL="2",
+        CIAOSTACK_LAUNCHER__STATE_FSYNC="false",
+        CIAOSTACK_LAUNCHER__FAKE_MEM_MB="65536",
+        CIAOSTACK_LAUNCHER__FAKE_VCPUS="512",
+    )
+    prepare(env)
+    db = Database(url)
+    scheduler = Process("scheduler", ["scheduler"], env, tmp_path).start()
+    controller = Process("controller", ["controller"], env, tmp_path).start()
+    launchers = [_launcher(i, env, tmp_path).start() for i in range(LAUNCHERS)]
+    procs = [scheduler, controller, *launchers]
+    try:
+        with db.session() as s:
+            ids = [
+                i.id
+                for i in operations.create_instances(
+                    s,
+                    operations.InstanceSpec(
+                        project_id="p", user_id="u", name="vm", image_id="img", mem_mb=128, vcpus=1
+                    ),
+                    count=INSTANCES,
+                )
+            ]
+        wait_until(
+            lambda: _counts(db)[states.ACTIVE] >= INSTANCES // 6,
+            timeout=60,
+            what="a first share ACTIVE",
+        )
+        assert _counts(db)[states.BUILDING] > 0, "the scheduler must die mid-flight"
+        scheduler.kill9()
+        time.sleep(0.5)
+        scheduler.start()
+        wait_until(
+            lambda: _counts(db)[states.ACTIVE] >= INSTANCES // 3,
+            timeout=60,
+            what="progress after the scheduler restart",
+        )
+        assert _counts(db)[states.BUILDING] > 0, "the controller must die mid-flight"
+        controller.kill9()
+        time.sleep(0.5)
+        controller.start()
+        wait_until(
+            lambda: _counts(db)[states.ACTIVE] >= INSTANCES // 2,
+            timeout=60,
+            what="progress after the controller restart",
+        )
+        assert _counts(db)[states.BUILDING] > 0, "the launcher must die mid-flight"
+        launchers[1].kill9()
+        time.sleep(0.5)
+        launchers[1].start()
+
+        def settled() -> bool:
+            counts = _counts(db)
+            return counts[states.ACTIVE] + counts[states.ERROR] == INSTANCES
+
+        wait_until(settled, timeout=150, interval=0.5, what="every instance ACTIVE or ERROR")
+        with db.session(readonly=True) as s:
+            rows = s.scalars(select(Instance).where(Instance.id.in_(ids))).all()
+            errored = [r for r in rows if r.vm_state == states.ERROR]
+            assert all(r.fault and r.fault["message"] for r in errored)
+            active = [r for r in rows if r.vm_state == states.ACTIVE]
+            assert all(r.task_state is None and r.node_uuid for r in active)
+            assert quota.usage(s, "p") == {
+                "instances": len(active),
+                "cores": len(active),
+                "ram": 128 * len(active),
+            }
+        # No instance runs on two nodes; every ACTIVE one runs somewhere.
+        wait_until(
+            lambda: max(_running_copies(tmp_path).values(), default=1) == 1,
+            timeout=30,
+            what="duplicates cleaned up",
+        )
+        copies = _running_copies(tmp_path)
+        assert {r.id for r in active} <= set(copies)
+        for proc in procs:
+            assert proc.alive(), f"{proc.name} died:\n{proc.text()[-3000:]}"
+    finally:
+        for proc in procs:
+            proc.stop()
+        db.dispose()
+    for proc in procs:
+        assert "Traceback" not in proc.text(), f"{proc.name}:\n{proc.text()[-4000:]}"
