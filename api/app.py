@@ -6,16 +6,21 @@ import falcon
 
 from ciaostack.api.faults import Faults
 from ciaostack.api.middleware import Authenticate, ExternalAuthenticate, RequestId
-from ciaostack.compat import keystone
+from ciaostack.compat import keystone, nova
 from ciaostack.core import config, errors
 from ciaostack.core.config import Config
 from ciaostack.core.runtime import Runtime
 
+MODES = ("builtin", "external")
+
 
 def create_app(conf: Config | None = None):  # noqa: ANN201 - a WSGI callable
     conf = conf or config.load()
+    mode = conf.get("identity", "mode")
+    if mode not in MODES:
+        raise ValueError(f"[identity] mode must be one of {', '.join(MODES)}, not {mode!r}")
+    external = mode == "external"
     rt = Runtime(conf)
-    external = conf.get("identity", "mode") == "external"
     auth = ExternalAuthenticate() if external else Authenticate(rt.identity.validate)
     app = falcon.App(middleware=[RequestId(), auth])
     app.req_options.strip_url_path_trailing_slash = True
@@ -23,6 +28,12 @@ def create_app(conf: Config | None = None):  # noqa: ANN201 - a WSGI callable
     faults = Faults()
     for exc in (Exception, falcon.HTTPError, errors.CoreError):
         app.add_error_handler(exc, faults.handle)
-    if not external:
-        keystone.register(app, rt, faults)
+    nova.register(app, rt, faults)
+    if external:
+        # keystonemiddleware and its oslo stack take most of a second to import: only
+        # when used.
+        from ciaostack.api import authtoken
+
+        return authtoken.protect(app, conf)
+    keystone.register(app, rt, faults)
     return app

@@ -77,6 +77,12 @@ def cmd_api(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_up(args: argparse.Namespace) -> int:
+    from ciaostack.cli import up
+
+    return up.cmd_up(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ciaostack", description=__doc__)
     parser.add_argument("--config", help="configuration file (default $CIAOSTACK_CONFIG)")
@@ -107,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     services.add_parsers(sub)
     launcher.add_parser(sub)  # `ciaostack launcher` (cli/launcher.py)
+
+    allinone = sub.add_parser("up", help="the whole cloud on this machine, no configuration")
+    allinone.set_defaults(func=cmd_up)
     return parser
 
 

@@ -1,0 +1,38 @@
+"""Nova compute v2.1 served under /compute: translation between Nova JSON and the core.
+
+Only version discovery and the availability zone list exist so far; the
+catalog gains a compute entry when servers can be created.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import falcon
+
+from ciaostack.compat.nova import availability_zones, versions
+from ciaostack.compat.nova.views import fault_body
+from ciaostack.core.runtime import Runtime
+
+PREFIX = "/compute"
+
+
+def _www_authenticate(auth_uri: str | None) -> Callable[[int], dict[str, str]] | None:
+    """Where a 401 sends clients for a token; in external mode keystonemiddleware, in
+    front of the app, adds the header itself."""
+    if auth_uri is None:
+        return None
+
+    def headers(status: int) -> dict[str, str]:
+        return {"WWW-Authenticate": f'Keystone uri="{auth_uri}"'} if status == 401 else {}
+
+    return headers
+
+
+def register(app: falcon.App, rt: Runtime, faults) -> None:  # noqa: ANN001 - api.faults.Faults
+    external = rt.conf.get("identity", "mode") == "external"
+    auth_uri = None if external else f"{rt.conf.public_url}/identity"
+    faults.register(PREFIX, fault_body, _www_authenticate(auth_uri))
+    app.add_route(PREFIX, versions.Versions())
+    app.add_route(f"{PREFIX}/v2.1", versions.VersionV21())
+    app.add_route(f"{PREFIX}/v2.1/os-availability-zone", availability_zones.AvailabilityZones())

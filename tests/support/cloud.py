@@ -33,6 +33,9 @@ class Cloud:
     env: dict[str, str]
     admin_password: str
     process: subprocess.Popen | None = None
+    # What answers once the server is up: /identity serves nothing in external mode.
+    ready_path: str = "/identity"
+    ready_status: int = 300
 
     @property
     def url(self) -> str:
@@ -61,11 +64,13 @@ class Cloud:
             if self.process.poll() is not None:
                 raise RuntimeError(f"api exited: {self.log_path.read_text()[-3000:]}")
             try:
-                if requests.get(f"{self.url}/identity", timeout=1).status_code == 300:
+                resp = requests.get(f"{self.url}{self.ready_path}", timeout=1)
+                if resp.status_code == self.ready_status:
                     return
-            except requests.ConnectionError:
-                pass
+            except (requests.ConnectionError, requests.Timeout):
+                pass  # not listening yet, or no worker has taken the connection yet
             time.sleep(0.1)
+        self.stop()  # a server that never became ready must not outlive the test run
         raise RuntimeError(f"api did not start: {self.log_path.read_text()[-3000:]}")
 
     def stop(self) -> None:
@@ -141,5 +146,30 @@ def make_cloud(home: Path, database_url: str, extra_env: dict[str, str] | None =
     cloud.run("db", "upgrade")
     cloud.run("token-keys", "setup")
     cloud.run("bootstrap", "--admin-password", password)
+    cloud.start()
+    return cloud
+
+
+def make_bare_cloud(home: Path, database_url: str, extra_env: dict[str, str]) -> Cloud:
+    """Schema only, no keys and no bootstrap, then start the API: a cloud whose
+    identity lives elsewhere (external Keystone mode). It answers on /compute."""
+    if home.exists():
+        shutil.rmtree(home)
+    home.mkdir(parents=True)
+    port = free_port()
+    env = {
+        **os.environ,
+        "CIAOSTACK_HOME": str(home),
+        "CIAOSTACK_CONFIG": str(home / "ciaostack.conf"),
+        "CIAOSTACK_DATABASE__URL": database_url,
+        "CIAOSTACK_API__PORT": str(port),
+        "CIAOSTACK_API__WORKERS": "2",
+        "CIAOSTACK_LOG__LEVEL": "INFO",
+        **extra_env,
+    }
+    cloud = Cloud(
+        home=home, port=port, env=env, admin_password="", ready_path="/compute", ready_status=200
+    )
+    cloud.run("db", "upgrade")
     cloud.start()
     return cloud
