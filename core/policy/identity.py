@@ -71,8 +71,8 @@ RULES = [
     *_crud("endpoint", "endpoints", "/v3/endpoints"),
     _rule(
         "get_domain",
-        "rule:admin_required or domain_id:%(id)s",
-        "Show a domain (administrators, or tokens scoped to it).",
+        "rule:admin_required or domain_id:%(id)s or project_domain_id:%(id)s",
+        "Show a domain (administrators, tokens scoped to it or to one of its projects).",
         "GET",
         "/v3/domains/{domain_id}",
     ),

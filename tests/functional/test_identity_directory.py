@@ -402,8 +402,12 @@ def test_member_sees_only_itself(cloud: Cloud, admin: str) -> None:
         ("POST", "/regions", {"region": {}}),
     ]:
         assert call(cloud, method, path, token, body).status_code == 403, (method, path)
-    # Regions are public knowledge.
+    # Regions are public knowledge, and a member may read its own project's domain.
     ok(call(cloud, "GET", "/regions", token))
+    assert (
+        ok(call(cloud, "GET", f"/domains/{project['domain_id']}", token))["domain"]["id"]
+        == (project["domain_id"])
+    )
 
 
 def test_password_change_ends_old_tokens(cloud: Cloud, admin: str) -> None:
