@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     db = sub.add_parser("db", help="datastore schema").add_subparsers(dest="db_cmd", required=True)
     up = db.add_parser("upgrade", help="apply migrations")
-    up.add_argument("revision", nargs="?", default="head")
+    up.add_argument("revision", nargs="?", default="heads")
     up.set_defaults(func=cmd_db_upgrade)
 
     boot = sub.add_parser("bootstrap", help="create the admin, roles and catalog (idempotent)")

@@ -10,11 +10,19 @@ from collections.abc import Callable
 
 import falcon
 
+from ciaostack.compat.microversion import MicroversionMiddleware, Microversions, Version
 from ciaostack.compat.nova import availability_zones, versions
 from ciaostack.compat.nova.views import fault_body
 from ciaostack.core.runtime import Runtime
 
 PREFIX = "/compute"
+MICROVERSIONS = Microversions(
+    service="compute",
+    prefix=f"{PREFIX}/v2.1",
+    minimum=Version.parse(versions.MIN_VERSION),
+    maximum=Version.parse(versions.MAX_VERSION),
+    legacy_header="X-OpenStack-Nova-API-Version",
+)
 
 
 def _www_authenticate(auth_uri: str | None) -> Callable[[int], dict[str, str]] | None:
@@ -33,6 +41,7 @@ def register(app: falcon.App, rt: Runtime, faults) -> None:  # noqa: ANN001 - ap
     external = rt.conf.get("identity", "mode") == "external"
     auth_uri = None if external else f"{rt.conf.public_url}/identity"
     faults.register(PREFIX, fault_body, _www_authenticate(auth_uri))
+    app.add_middleware(MicroversionMiddleware(MICROVERSIONS))
     app.add_route(PREFIX, versions.Versions())
     app.add_route(f"{PREFIX}/v2.1", versions.VersionV21())
     app.add_route(f"{PREFIX}/v2.1/os-availability-zone", availability_zones.AvailabilityZones())

@@ -18,7 +18,8 @@ def alembic_config(url: str) -> AlembicConfig:
     return cfg
 
 
-def upgrade(url: str, revision: str = "head") -> None:
+def upgrade(url: str, revision: str = "heads") -> None:
+    """`heads`: every branch, so parallel revisions never block an upgrade."""
     command.upgrade(alembic_config(url), revision)
 
 
