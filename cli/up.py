@@ -292,10 +292,14 @@ def report_exit(child: Child) -> None:
 
 
 def processes(config_args: list[str]) -> list[tuple[str, list[str]]]:
-    """(name, argv) of every process the cloud runs; the scheduler, controller and
-    launcher are added here when they exist."""
+    """(name, argv) of every process the cloud runs, in start order."""
     ciaostack = [sys.executable, "-m", "ciaostack.cli.main", *config_args]
-    return [("api", [*ciaostack, "api"])]
+    return [
+        ("scheduler", [*ciaostack, "scheduler"]),
+        ("controller", [*ciaostack, "controller"]),
+        ("launcher", [*ciaostack, "launcher"]),
+        ("api", [*ciaostack, "api"]),
+    ]
 
 
 def wait_until_ready(sup: Supervisor, url: str) -> bool:
@@ -331,6 +335,12 @@ def run(config_path: str | None) -> int:
         raise UpError(
             f"port {port} on {HOST} is in use; free it or choose another with "
             f"CIAOSTACK_API__PORT or [api] port"
+        )
+    ssntp = (conf.get("ssntp", "host"), conf.get("ssntp", "port"))
+    if not port_free(*ssntp):
+        raise UpError(
+            f"SSNTP port {ssntp[1]} on {ssntp[0]} is in use; free it or choose another with "
+            f"CIAOSTACK_SSNTP__PORT or [ssntp] port"
         )
     lock = prepare_home(home)
     try:

@@ -32,6 +32,7 @@ def up_env(home: Path, port: int) -> dict[str, str]:
     env.update(
         CIAOSTACK_HOME=str(home),
         CIAOSTACK_API__PORT=str(port),
+        CIAOSTACK_SSNTP__PORT=str(free_port()),
         # Fast hashing keeps the test quick; bench/ measures the real cost.
         CIAOSTACK_IDENTITY__PASSWORD_HASH_ROUNDS="4",
     )
@@ -166,6 +167,11 @@ def snapshot(home: Path) -> dict[str, Any]:
     }
 
 
+def connected_nodes(home: Path) -> int:
+    with sqlite3.connect(home / "ciaostack.db") as db:
+        return db.execute("SELECT count(*) FROM compute_nodes WHERE connected").fetchone()[0]
+
+
 def test_up_runs_stops_and_comes_back_with_the_same_state(tmp_path: Path) -> None:
     home = tmp_path / "home"
     first = Up(home, free_port())
@@ -184,8 +190,16 @@ def test_up_runs_stops_and_comes_back_with_the_same_state(tmp_path: Path) -> Non
         )
         assert rival.returncode == 1 and "another `ciaostack up`" in rival.stderr
 
+        # The scheduler, controller and launcher talk over TLS: the controller records
+        # the launcher's node once the scheduler announces it.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not connected_nodes(home):
+            time.sleep(0.2)
+        assert connected_nodes(home) == 1, "".join(first.output)
+
         children = descendants(first.process.pid)
-        assert len(children) >= 3  # gunicorn's master and its two workers
+        # scheduler, controller, launcher, gunicorn's master and its two workers
+        assert len(children) >= 6
     finally:
         code = first.stop(signal.SIGINT)
     assert code == 0, "".join(first.output)
@@ -206,6 +220,10 @@ def test_up_runs_stops_and_comes_back_with_the_same_state(tmp_path: Path) -> Non
         code = second.stop(signal.SIGTERM)
     assert code == 0, "".join(second.output)
     assert not [pid for pid in children if alive(pid)]
+    logs = sorted(p.name for p in (home / "log").glob("*.log"))
+    assert logs == ["api.log", "controller.log", "launcher.log", "scheduler.log"]
+    for log in (home / "log").glob("*.log"):
+        assert "Traceback" not in log.read_text(), log.name
 
 
 def test_up_refuses_a_port_in_use(tmp_path: Path) -> None:
