@@ -19,6 +19,8 @@ from ciaostack.core.config import Config
 from ciaostack.core.logsetup import setup_logging
 
 LOG = logging.getLogger("ciaostack.launcher")
+WAVE = 50
+WAVE_TIMEOUT = 30.0
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -27,6 +29,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--state-dir", help="state directory (default from config)")
     p.add_argument("--backend", help="fake (default from config)")
     p.add_argument("--hostname", help="node name reported to the cloud")
+    p.add_argument(
+        "--simulate",
+        type=int,
+        default=1,
+        metavar="N",
+        help="fake backend only: run N simulated nodes in this process, each with its own "
+        "node UUID, certificate session and state directory (scale tests, benchmarks)",
+    )
     p.set_defaults(func=run)
 
 
@@ -42,7 +52,7 @@ def _scheduler_address(conf: Config, override: str | None) -> tuple[str, int]:
 
 async def _serve(conf: Config, args: argparse.Namespace) -> int:
     from ciaostack.agents import backends
-    from ciaostack.agents.launcher import Launcher, LauncherOptions, make_client
+    from ciaostack.agents.launcher import Launcher, LauncherOptions
     from ciaostack.agents.state import StateStore
     from ciaostack.core.ssntp.transport import HandshakeRefused, client_context
 
@@ -53,26 +63,36 @@ async def _serve(conf: Config, args: argparse.Namespace) -> int:
     cert = conf.pki_file("launcher", "cert", "agent.pem")
     ca = Path(conf.get("launcher", "ca") or conf.pki_file("ssntp", "ca", "ca.pem"))
     context = client_context(cert, ca)
-    store = StateStore(state_dir, fsync=conf.get("launcher", "state_fsync"))
-    backend = backends.load(args.backend or conf.get("launcher", "backend"), conf, state_dir)
-    options = LauncherOptions(
-        hostname=args.hostname or conf.get("launcher", "hostname") or socket.gethostname(),
-        availability_zone=conf.get("launcher", "availability_zone"),
-        reserve_mem_mb=conf.get("launcher", "reserve_mem_mb"),
-        reserve_disk_mb=conf.get("launcher", "reserve_disk_mb"),
-        stats_interval=conf.get("launcher", "stats_interval"),
-    )
-    launcher = Launcher(backend, store, options)
+    backend_name = args.backend or conf.get("launcher", "backend")
+    count = max(1, args.simulate)
+    if count > 1 and backend_name != "fake":
+        raise ValueError("--simulate runs simulated nodes: it needs the fake backend")
+    hostname = args.hostname or conf.get("launcher", "hostname") or socket.gethostname()
+    launchers = []
+    for index in range(count):
+        node_dir = state_dir if count == 1 else state_dir / f"node-{index:05d}"
+        store = StateStore(node_dir, fsync=conf.get("launcher", "state_fsync"))
+        backend = backends.load(backend_name, conf, node_dir)
+        options = LauncherOptions(
+            hostname=hostname if count == 1 else f"{hostname}-{index:05d}",
+            availability_zone=conf.get("launcher", "availability_zone"),
+            reserve_mem_mb=conf.get("launcher", "reserve_mem_mb"),
+            reserve_disk_mb=conf.get("launcher", "reserve_disk_mb"),
+            stats_interval=conf.get("launcher", "stats_interval"),
+        )
+        launchers.append(Launcher(backend, store, options))
+    launcher = launchers[0]
     LOG.info(
-        "launcher node=%s host=%s backend=%s scheduler=%s:%d state=%s",
+        "launcher node=%s host=%s backend=%s scheduler=%s:%d state=%s nodes=%d",
         launcher.uuid,
-        options.hostname,
-        backend.name,
+        launcher.options.hostname,
+        backend_name,
         host,
         port,
         state_dir,
+        count,
     )
-    running = asyncio.create_task(launcher.run(make_client(launcher, host, port, context)))
+    running = asyncio.create_task(_run_all(launchers, host, port, context))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -81,7 +101,8 @@ async def _serve(conf: Config, args: argparse.Namespace) -> int:
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
     stopping.cancel()
-    await launcher.close()
+    for each in launchers:
+        await each.close()
     if not running.done():
         running.cancel()
     try:
@@ -91,8 +112,26 @@ async def _serve(conf: Config, args: argparse.Namespace) -> int:
     except HandshakeRefused as exc:
         LOG.error("launcher refused by the scheduler: %s", exc)
         return 1
-    LOG.info("launcher node=%s stopped; its instances keep running", launcher.uuid)
+    LOG.info("launcher stopped (%d nodes); their instances keep running", count)
     return 0
+
+
+async def _run_all(launchers: list, host: str, port: int, context) -> None:  # noqa: ANN001
+    """Run every launcher; simulated nodes connect in waves so the scheduler's TLS
+    handshakes don't all land at once."""
+    from ciaostack.agents.launcher import make_client
+
+    tasks = []
+    for start in range(0, len(launchers), WAVE):
+        wave = launchers[start : start + WAVE]
+        clients = [make_client(each, host, port, context) for each in wave]
+        tasks += [asyncio.create_task(each.run(c)) for each, c in zip(wave, clients, strict=True)]
+        if len(launchers) > WAVE:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    asyncio.gather(*(c.connected.wait() for c in clients)), WAVE_TIMEOUT
+                )
+    await asyncio.gather(*tasks)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -24,13 +24,15 @@ def free_port() -> int:
 def core_env(home: Path, database_url: str, ssntp_port: int, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CIAOSTACK_")}
     env.update(
-        CIAOSTACK_HOME=str(home),
-        CIAOSTACK_CONFIG=str(home / "ciaostack.conf"),
-        CIAOSTACK_DATABASE__URL=database_url,
-        CIAOSTACK_SSNTP__PORT=str(ssntp_port),
-        CIAOSTACK_SSNTP__HEARTBEAT="1",
-        CIAOSTACK_LOG__LEVEL="INFO",
-        **extra,
+        {
+            "CIAOSTACK_HOME": str(home),
+            "CIAOSTACK_CONFIG": str(home / "ciaostack.conf"),
+            "CIAOSTACK_DATABASE__URL": database_url,
+            "CIAOSTACK_SSNTP__PORT": str(ssntp_port),
+            "CIAOSTACK_SSNTP__HEARTBEAT": "1",
+            "CIAOSTACK_LOG__LEVEL": "INFO",
+            **extra,
+        }
     )
     return env
 
