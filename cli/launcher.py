@@ -101,8 +101,7 @@ async def _serve(conf: Config, args: argparse.Namespace) -> int:
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
     stopping.cancel()
-    for each in launchers:
-        await each.close()
+    await asyncio.gather(*(each.close() for each in launchers), return_exceptions=True)
     if not running.done():
         running.cancel()
     try:

@@ -23,7 +23,7 @@ import socket
 import uuid
 from typing import Any
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from ciaostack.core.controller import reports, states
@@ -131,20 +131,22 @@ class Controller:
             if not rows:
                 continue
             sent: list[int] = []
+            instances: list[str] = []
             try:
-                for row_id, command, payload in rows:
+                for row_id, instance_id, command, payload in rows:
                     await self.client.send(Frame(Type.COMMAND, COMMANDS[command], payload))
                     sent.append(row_id)
+                    instances.append(instance_id)
             except (ConnectionError, OSError):
                 LOG.warning(
                     "scheduler connection lost with %d commands unsent", len(rows) - len(sent)
                 )
             if sent:
-                await asyncio.to_thread(self._done, sent)
+                await asyncio.to_thread(self._done, sent, instances)
             if len(rows) == BATCH:
                 self.wake.set()
 
-    def _claim(self, limit: int) -> list[tuple[int, str, dict[str, Any]]]:
+    def _claim(self, limit: int) -> list[tuple[int, str, str, dict[str, Any]]]:
         now = utcnow()
         with self.db.session() as session:
             query = (
@@ -159,11 +161,15 @@ class Controller:
             for row in rows:
                 row.claimed_by = self.name
                 row.claimed_at = now
-            return [(r.id, r.command, r.payload) for r in rows]
+            return [(r.id, r.instance_id, r.command, r.payload) for r in rows]
 
-    def _done(self, ids: list[int]) -> None:
+    def _done(self, ids: list[int], instance_ids: list[str]) -> None:
+        """Sent: drop the rows, and restart the instances' clocks for resending."""
         with self.db.session() as session:
             session.execute(delete(Outbox).where(Outbox.id.in_(ids)))
+            session.execute(
+                update(Instance).where(Instance.id.in_(instance_ids)).values(updated_at=utcnow())
+            )
 
     async def _listen_loop(self) -> None:
         """PostgreSQL: wake the dispatcher the moment an API transaction commits."""
@@ -258,9 +264,16 @@ class Controller:
         queued = False
         with self.db.session() as session:
             pending = set(session.scalars(select(Outbox.instance_id)))
+            # Only instances whose last news is older than the resend delay: a busy
+            # cloud with thousands building must not reread them all every pass.
             building = session.scalars(
                 select(Instance).where(
-                    Instance.vm_state == states.BUILDING, Instance.deleted.is_(False)
+                    Instance.vm_state == states.BUILDING,
+                    Instance.deleted.is_(False),
+                    or_(
+                        Instance.updated_at < now - self.resend_after,
+                        Instance.created_at < now - self.build_timeout,
+                    ),
                 )
             ).all()
             for instance in building:
