@@ -263,13 +263,13 @@ class Controller:
         now = utcnow()
         queued = False
         with self.db.session() as session:
-            pending = set(session.scalars(select(Outbox.instance_id)))
             # Only instances whose last news is older than the resend delay: a busy
             # cloud with thousands building must not reread them all every pass.
             building = session.scalars(
                 select(Instance).where(
                     Instance.vm_state == states.BUILDING,
                     Instance.deleted.is_(False),
+                    Instance.id.not_in(select(Outbox.instance_id)),
                     or_(
                         Instance.updated_at < now - self.resend_after,
                         Instance.created_at < now - self.build_timeout,
@@ -280,7 +280,7 @@ class Controller:
                 if now - instance.created_at > self.build_timeout:
                     LOG.warning("instance=%s timed out in BUILD", instance.id)
                     reports.set_error(session, instance, "Build timed out.")
-                elif instance.id not in pending and now - instance.updated_at > self.resend_after:
+                elif now - instance.updated_at > self.resend_after:
                     # A START or its report was lost: ask again (START is idempotent).
                     enqueue(
                         session,
@@ -290,20 +290,23 @@ class Controller:
                     )
                     instance.updated_at = now
                     queued = True
-            queued |= self._finish_deletes(session, now, pending)
+            queued |= self._finish_deletes(session, now)
         return queued
 
-    def _finish_deletes(self, session: Session, now: dt.datetime, pending: set[str]) -> bool:
+    def _finish_deletes(self, session: Session, now: dt.datetime) -> bool:
         queued = False
         connected = set(
             session.scalars(select(ComputeNode.uuid).where(ComputeNode.connected.is_(True)))
         )
         unconfirmed = session.scalars(
-            select(Instance).where(Instance.deleted.is_(True), Instance.vm_state != states.DELETED)
+            select(Instance).where(
+                Instance.deleted.is_(True),
+                Instance.vm_state != states.DELETED,
+                Instance.updated_at < now - self.resend_after,
+                Instance.id.not_in(select(Outbox.instance_id)),
+            )
         ).all()
         for instance in unconfirmed:
-            if instance.id in pending or now - instance.updated_at < self.resend_after:
-                continue
             if instance.node_uuid is None or instance.node_uuid not in connected:
                 # Never placed, or its node is gone: if it comes back running it,
                 # its STATS will show a deleted instance and we delete it there.
