@@ -189,9 +189,12 @@ def bench_starts(nodes: int, instances: int) -> dict[str, float]:
             spec = operations.InstanceSpec(
                 project_id="bench", user_id="u", name="vm", image_id="img", mem_mb=64, vcpus=1
             )
-            started = time.monotonic()
+            t0 = time.monotonic()
             with cloud.db.session() as s:
                 operations.create_instances(s, spec, count=instances)
+            started = time.monotonic()
+            print(f"  {instances} instances written (rows, quota, outbox) in "
+                  f"{started - t0:.1f} s", flush=True)
             done = 0
             while time.monotonic() - started < 600:
                 with cloud.db.session(readonly=True) as s:

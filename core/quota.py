@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from ciaostack.core import errors
@@ -29,28 +30,33 @@ class QuotaExceeded(errors.Forbidden):
         self.resource = resource
 
 
-def _ensure_row(session: Session, project_id: str, resource: str) -> None:
-    if session.get(QuotaUsage, (project_id, resource)) is None:
-        try:
-            with session.begin_nested():
-                session.add(QuotaUsage(project_id=project_id, resource=resource, in_use=0))
-        except IntegrityError:
-            pass  # a concurrent transaction created it
+def _ensure_rows(session: Session, project_id: str, resources: list[str]) -> None:
+    """Create missing counters without disturbing a concurrent creator of the same row."""
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    session.execute(
+        insert(QuotaUsage)
+        .values([{"project_id": project_id, "resource": r, "in_use": 0} for r in resources])
+        .on_conflict_do_nothing()
+    )
 
 
 def reserve(
     session: Session, project_id: str, deltas: Mapping[str, int], limits: Mapping[str, int]
 ) -> None:
     """Add `deltas` to the project's usage, refusing the lot if any limit would be passed."""
+    _ensure_rows(session, project_id, list(deltas))
     for resource, delta in deltas.items():
-        _ensure_row(session, project_id, resource)
         limit = limits.get(resource, -1)
         stmt = update(QuotaUsage).where(
             QuotaUsage.project_id == project_id, QuotaUsage.resource == resource
         )
         if limit >= 0 and delta > 0:
             stmt = stmt.where(QuotaUsage.in_use + delta <= limit)
-        result = session.execute(stmt.values(in_use=QuotaUsage.in_use + delta))
+        result = session.execute(
+            stmt.values(in_use=QuotaUsage.in_use + delta),
+            execution_options={"synchronize_session": False},
+        )
         if result.rowcount == 0:
             in_use = session.scalar(
                 select(QuotaUsage.in_use).where(
@@ -65,7 +71,8 @@ def release(session: Session, project_id: str, deltas: Mapping[str, int]) -> Non
         session.execute(
             update(QuotaUsage)
             .where(QuotaUsage.project_id == project_id, QuotaUsage.resource == resource)
-            .values(in_use=QuotaUsage.in_use - delta)
+            .values(in_use=QuotaUsage.in_use - delta),
+            execution_options={"synchronize_session": False},
         )
 
 

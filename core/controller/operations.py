@@ -54,10 +54,18 @@ def counts_toward_quota(instance: Instance) -> bool:
     return not instance.deleted and instance.vm_state != states.ERROR
 
 
-def enqueue(session: Session, instance_id: str, command: str, payload: dict[str, Any]) -> None:
-    session.add(Outbox(instance_id=instance_id, command=command, payload=payload))
+def wake_controllers(session: Session) -> None:
+    """PostgreSQL: wake the controllers when this transaction commits."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+
+
+def enqueue(
+    session: Session, instance_id: str, command: str, payload: dict[str, Any], wake: bool = True
+) -> None:
+    session.add(Outbox(instance_id=instance_id, command=command, payload=payload))
+    if wake:
+        wake_controllers(session)
 
 
 def start_payload(instance: Instance, spec: InstanceSpec) -> P.Start:
@@ -106,12 +114,17 @@ def create_instances(
             availability_zone=spec.availability_zone,
             start_attempts=1,
         )
-        start = start_payload(instance, dataclasses.replace(spec, name=name))
-        instance.start_payload = P.to_dict(start)
-        quota.reserve(session, spec.project_id, quota_deltas(instance), limits or {})
-        session.add(instance)
-        enqueue(session, instance.id, "START", instance.start_payload)
+        instance.start_payload = P.to_dict(
+            start_payload(instance, dataclasses.replace(spec, name=name))
+        )
         created.append(instance)
+    # One reservation for the lot: all of them fit, or none is created.
+    deltas = {k: v * count for k, v in quota_deltas(created[0]).items()}
+    quota.reserve(session, spec.project_id, deltas, limits or {})
+    session.add_all(created)
+    for instance in created:
+        enqueue(session, instance.id, "START", instance.start_payload, wake=False)
+    wake_controllers(session)
     session.flush()
     return created
 
