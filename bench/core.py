@@ -193,8 +193,10 @@ def bench_starts(nodes: int, instances: int) -> dict[str, float]:
             with cloud.db.session() as s:
                 operations.create_instances(s, spec, count=instances)
             started = time.monotonic()
-            print(f"  {instances} instances written (rows, quota, outbox) in "
-                  f"{started - t0:.1f} s", flush=True)
+            print(
+                f"  {instances} instances written (rows, quota, outbox) in {started - t0:.1f} s",
+                flush=True,
+            )
             done = 0
             while time.monotonic() - started < 600:
                 with cloud.db.session(readonly=True) as s:

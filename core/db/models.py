@@ -258,6 +258,7 @@ class ComputeNode(Base):
     load: Mapped[float] = mapped_column(Float, default=0.0)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
+
 # --- images ---
 # Glance v2 images. Rows are deleted outright (no soft delete): a deleted
 # image is simply gone, and its data is removed from the store with it.

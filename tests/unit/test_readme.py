@@ -13,5 +13,6 @@ def test_every_setting_is_documented() -> None:
     text = README.read_text()
     table = text.split("<!-- settings-table -->")[1].split("<!-- /settings-table -->")[0]
     for setting in SETTINGS:
-        row = f"| `[{setting.section}] {setting.key}` | `{setting.env_name}` | `{setting.default}` |"
+        name = f"`[{setting.section}] {setting.key}`"
+        row = f"| {name} | `{setting.env_name}` | `{setting.default}` |"
         assert row in table, f"README lacks {setting.section}.{setting.key}: {row}"

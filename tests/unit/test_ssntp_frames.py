@@ -155,3 +155,20 @@ def test_payload_parser_only_raises_payload_error(key: tuple, payload: dict) -> 
     frame = F.Frame(key[0], key[1], payload)
     with contextlib.suppress(P.PayloadError):
         P.parse(F.decode(F.encode(frame)))
+
+
+def test_payloads_are_yaml_any_parser_reads_and_block_yaml_is_accepted() -> None:
+    import yaml
+
+    start = P.Start(
+        instance_uuid="i1",
+        tenant_uuid="t1",
+        image_uuid="img",
+        requirements=P.Requirements(mem_mb=512, vcpus=2),
+        metadata={"k": "ü"},
+    )
+    data = F.encode(P.frame(F.Type.COMMAND, F.Command.START, start))
+    assert yaml.safe_load(data[8:].decode()) == P.to_dict(start)
+    block = yaml.safe_dump(P.to_dict(start), default_flow_style=False).encode()
+    frame = F.decode(data[:4] + len(block).to_bytes(4, "big") + block)
+    assert P.parse(frame) == start
