@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import types
 import typing
 from typing import Any, TypeVar, get_args, get_origin, get_type_hints
@@ -423,17 +424,29 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
     raise PayloadError(f"{where}: unsupported field type {hint!r}")
 
 
+@functools.cache
+def _fields(cls: type) -> tuple[tuple[str, Any, bool], ...]:
+    """(name, type, required) per field: resolving type hints is slow, so once per class."""
+    hints = get_type_hints(cls)
+    return tuple(
+        (
+            f.name,
+            hints[f.name],
+            f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
+        )
+        for f in dataclasses.fields(cls)
+    )
+
+
 def from_dict(cls: type[T], data: Any, where: str = "") -> T:
     if not isinstance(data, dict):
         raise PayloadError(f"{where or cls.__name__} must be a mapping")
-    hints = get_type_hints(cls)
     values: dict[str, Any] = {}
-    for field in dataclasses.fields(cls):  # type: ignore[arg-type]
-        name = f"{where}.{field.name}" if where else field.name
-        if field.name in data:
-            values[field.name] = _convert(data[field.name], hints[field.name], name)
-        elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
-            raise PayloadError(f"{name} is required")
+    for name, hint, required in _fields(cls):
+        if name in data:
+            values[name] = _convert(data[name], hint, f"{where}.{name}" if where else name)
+        elif required:
+            raise PayloadError(f"{where}.{name} is required" if where else f"{name} is required")
     return cls(**values)
 
 
