@@ -61,6 +61,11 @@ class Database:
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
 
     @property
+    def sessions(self) -> sessionmaker[Session]:
+        """The session factory, for event listeners that watch every unit of work."""
+        return self._factory
+
+    @property
     def is_sqlite(self) -> bool:
         return self.url.startswith("sqlite")
 

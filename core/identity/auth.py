@@ -13,12 +13,21 @@ import datetime as dt
 import secrets
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import event, select
+from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
 from ciaostack.core import errors
 from ciaostack.core.config import Config
-from ciaostack.core.db.models import ApplicationCredential, Domain, Project, Role, User, utcnow
+from ciaostack.core.db.models import (
+    ApplicationCredential,
+    Domain,
+    ImpliedRole,
+    Project,
+    Role,
+    RoleAssignment,
+    User,
+    utcnow,
+)
 from ciaostack.core.db.session import Database
 from ciaostack.core.identity import assignments, passwords
 from ciaostack.core.identity.cache import TTLCache
@@ -30,6 +39,13 @@ from ciaostack.core.identity.tokens import TokenCodec, TokenPayload
 
 AUTH_FAILED = "The request you have made requires authentication."
 CATALOG_TTL = 2.0
+# Names and roles of a scope, shared by every token issued or validated for it.
+# An identity write on this host drops them at once (see _announce_identity_writes);
+# a write on another host shows within this many seconds.
+SCOPE_TTL = 2.0
+# Rows whose change alters what a token for a scope says.
+_SCOPE_MODELS = (ApplicationCredential, Domain, ImpliedRole, Project, Role, RoleAssignment, User)
+_CHANGED = "ciaostack.identity.changed"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,7 +84,34 @@ class Identity:
         )
         self._tokens: TTLCache[AuthContext] = TTLCache(conf.get("identity", "cache_ttl"))
         self._catalog: TTLCache[list[dict[str, Any]]] = TTLCache(CATALOG_TTL, maxsize=1)
+        self._scope_ids: TTLCache[tuple[str | None, str | None]] = TTLCache(SCOPE_TTL)
+        self._scopes: TTLCache[AuthContext] = TTLCache(SCOPE_TTL)
         passwords.set_dummy_rounds(self.hash_rounds)
+        self._announce_identity_writes()
+
+    def _announce_identity_writes(self) -> None:
+        """Any committed write to identity rows through this process's database
+        touches the revocation stamp, so every worker's scope caches start afresh."""
+
+        def flushed(session: Session, _flush: UOWTransaction) -> None:
+            rows = (*session.new, *session.dirty, *session.deleted)
+            if any(isinstance(row, _SCOPE_MODELS) for row in rows):
+                session.info[_CHANGED] = True
+
+        def executed(state: ORMExecuteState) -> None:
+            if (state.is_update or state.is_delete) and any(
+                m.class_ in _SCOPE_MODELS for m in state.all_mappers
+            ):
+                state.session.info[_CHANGED] = True
+
+        def committed(session: Session) -> None:
+            if session.info.pop(_CHANGED, False):
+                self.revocations.notify()
+
+        factory = self.db.sessions
+        event.listen(factory, "after_flush", flushed)
+        event.listen(factory, "do_orm_execute", executed)
+        event.listen(factory, "after_commit", committed)
 
     # -- authentication methods: each returns the authenticated user's id --------
 
@@ -126,8 +169,7 @@ class Identity:
             expires = min(expires, parent.expires_at or expires)
             audit_ids.append(parent.audit_ids[-1])
             methods = list(dict.fromkeys(methods + parent.methods))
-        with self.db.session(readonly=True) as session:
-            project_id, domain_id = self._resolve_scope(session, user_id, scope, app_cred)
+        project_id, domain_id = self._scope(user_id, scope, app_cred)
         if app_cred is not None and app_cred.expires_at is not None:
             expires = min(expires, app_cred.expires_at)
         payload = TokenPayload(
@@ -144,6 +186,20 @@ class Identity:
         token = self.codec.encode(payload)
         self._tokens.put(token, ctx)
         return token, ctx
+
+    def _scope(
+        self, user_id: str, scope: Scope, app_cred: ApplicationCredential | None
+    ) -> tuple[str | None, str | None]:
+        """(project id, domain id) of the requested scope; cached like names and roles."""
+        key = (
+            f"{user_id}|{app_cred.id if app_cred else ''}|{scope!r}|{self.revocations.generation()}"
+        )
+        ids = self._scope_ids.get(key)
+        if ids is None:
+            with self.db.session(readonly=True) as session:
+                ids = self._resolve_scope(session, user_id, scope, app_cred)
+            self._scope_ids.put(key, ids)
+        return ids
 
     def _resolve_scope(
         self,
@@ -198,6 +254,29 @@ class Identity:
         return ctx
 
     def _context(self, payload: TokenPayload) -> AuthContext:
+        """Names and roles for the token's scope, from the scope cache or the database."""
+        key = "|".join(
+            (
+                payload.user_id,
+                payload.project_id or "",
+                payload.domain_id or "",
+                payload.app_cred_id or "",
+                str(self.revocations.generation()),
+            )
+        )
+        base = self._scopes.get(key)
+        if base is None:
+            base = self._load_context(payload)
+            self._scopes.put(key, base)
+        return dataclasses.replace(
+            base,
+            methods=list(payload.methods),
+            audit_ids=list(payload.audit_ids),
+            issued_at=payload.issued_at,
+            expires_at=payload.expires_at,
+        )
+
+    def _load_context(self, payload: TokenPayload) -> AuthContext:
         """Resolve names and roles; Unauthorized if anything the token names is gone."""
         with self.db.session(readonly=True) as session:
             user = session.get(User, payload.user_id)

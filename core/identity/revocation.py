@@ -55,6 +55,7 @@ class Revocations:
         self._index: dict[tuple[tuple[str, str], ...], dt.datetime] = {}
         self._stamp_seen: int | None = -1
         self._refreshed_at = float("-inf")
+        self._generation = 0
 
     def add(self, session: Session, issued_before: dt.datetime | None = None, **match: str) -> None:
         """Record an event inside the caller's transaction; call `notify` after commit."""
@@ -94,9 +95,17 @@ class Revocations:
             if key not in index or index[key] < event.issued_before:
                 index[key] = event.issued_before
         with self._lock:
+            if stamp != self._stamp_seen or index != self._index:
+                self._generation += 1
             self._index = index
             self._stamp_seen = stamp
             self._refreshed_at = now
+
+    def generation(self) -> int:
+        """A number that changes whenever this host announced an identity change
+        (`notify`) or the events changed: caches of identity data key on it."""
+        self._refresh_if_stale()
+        return self._generation
 
     def is_revoked(self, ctx: AuthContext) -> bool:
         self._refresh_if_stale()
