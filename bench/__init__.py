@@ -1,0 +1,1 @@
+"""Benchmarks that measure ciaostack against the OpenStack service it stands in for."""
