@@ -13,6 +13,7 @@ import enum
 import functools
 import types
 import typing
+from collections.abc import Callable
 from typing import Any, TypeVar, get_args, get_origin, get_type_hints
 
 from ciaostack.core.ssntp.frames import Command, Error, Event, Frame, Status, Type
@@ -380,58 +381,69 @@ MESSAGES: dict[tuple[Type, enum.IntEnum], type] = {
 T = TypeVar("T")
 
 
-def _convert(value: Any, hint: Any, where: str) -> Any:
-    origin = get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        options = [a for a in get_args(hint) if a is not type(None)]
-        if value is None:
-            return None
-        return _convert(value, options[0], where)
-    if origin is list:
-        if not isinstance(value, list):
-            raise PayloadError(f"{where} must be a list")
-        (item,) = get_args(hint) or (Any,)
-        return [_convert(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
-    if origin is dict or hint is dict:
-        if not isinstance(value, dict):
-            raise PayloadError(f"{where} must be a mapping")
+Converter = Callable[[Any, str], Any]
+
+
+def _expect(kind: type | tuple[type, ...], what: str) -> Converter:
+    def convert(value: Any, where: str) -> Any:
+        if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+            raise PayloadError(f"{where} must be {what}")
+        if not isinstance(value, kind):
+            raise PayloadError(f"{where} must be {what}")
         return value
-    if hint is Any:
-        return value
-    if isinstance(hint, type) and issubclass(hint, enum.Enum):
-        try:
-            return hint(value)
-        except ValueError as exc:
-            raise PayloadError(f"{where}: {value!r} is not a valid {hint.__name__}") from exc
-    if dataclasses.is_dataclass(hint):
-        return from_dict(hint, value, where)
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise PayloadError(f"{where} must be a boolean")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise PayloadError(f"{where} must be an integer")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise PayloadError(f"{where} must be a number")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise PayloadError(f"{where} must be a string")
-        return value
-    raise PayloadError(f"{where}: unsupported field type {hint!r}")
+
+    return convert
 
 
 @functools.cache
-def _fields(cls: type) -> tuple[tuple[str, Any, bool], ...]:
-    """(name, type, required) per field: resolving type hints is slow, so once per class."""
+def _converter(hint: Any) -> Converter:
+    """A checking converter per field type, built once: parsing runs per frame."""
+    origin = get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        inner = _converter(next(a for a in get_args(hint) if a is not type(None)))
+        return lambda value, where: None if value is None else inner(value, where)
+    if origin is list:
+        (item_hint,) = get_args(hint) or (Any,)
+        item = _converter(item_hint)
+
+        def convert_list(value: Any, where: str) -> list[Any]:
+            if not isinstance(value, list):
+                raise PayloadError(f"{where} must be a list")
+            return [item(v, f"{where}[{i}]") for i, v in enumerate(value)]
+
+        return convert_list
+    if origin is dict or hint is dict:
+        return _expect(dict, "a mapping")
+    if hint is Any:
+        return lambda value, where: value
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+
+        def convert_enum(value: Any, where: str) -> enum.Enum:
+            try:
+                return hint(value)
+            except ValueError as exc:
+                raise PayloadError(f"{where}: {value!r} is not a valid {hint.__name__}") from exc
+
+        return convert_enum
+    if dataclasses.is_dataclass(hint):
+        return lambda value, where: from_dict(hint, value, where)
+    if hint is float:
+        number = _expect((int, float), "a number")
+        return lambda value, where: float(number(value, where))
+    simple = {bool: "a boolean", int: "an integer", str: "a string"}
+    if hint in simple:
+        return _expect(hint, simple[hint])
+    raise TypeError(f"unsupported payload field type {hint!r}")
+
+
+@functools.cache
+def _fields(cls: type) -> tuple[tuple[str, Converter, bool], ...]:
+    """(name, converter, required) per field: resolving type hints is slow, so once per class."""
     hints = get_type_hints(cls)
     return tuple(
         (
             f.name,
-            hints[f.name],
+            _converter(hints[f.name]),
             f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
         )
         for f in dataclasses.fields(cls)
@@ -442,9 +454,9 @@ def from_dict(cls: type[T], data: Any, where: str = "") -> T:
     if not isinstance(data, dict):
         raise PayloadError(f"{where or cls.__name__} must be a mapping")
     values: dict[str, Any] = {}
-    for name, hint, required in _fields(cls):
+    for name, convert, required in _fields(cls):
         if name in data:
-            values[name] = _convert(data[name], hint, f"{where}.{name}" if where else name)
+            values[name] = convert(data[name], f"{where}.{name}" if where else name)
         elif required:
             raise PayloadError(f"{where}.{name} is required" if where else f"{name} is required")
     return cls(**values)
