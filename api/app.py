@@ -6,7 +6,7 @@ import falcon
 
 from ciaostack.api.faults import Faults
 from ciaostack.api.middleware import Authenticate, ExternalAuthenticate, RequestId
-from ciaostack.compat import keystone, nova
+from ciaostack.compat import glance, keystone, nova
 from ciaostack.core import config, errors
 from ciaostack.core.config import Config
 from ciaostack.core.runtime import Runtime
@@ -28,6 +28,7 @@ def create_app(conf: Config | None = None):  # noqa: ANN201 - a WSGI callable
     faults = Faults()
     for exc in (Exception, falcon.HTTPError, errors.CoreError):
         app.add_error_handler(exc, faults.handle)
+    glance.register(app, rt, faults)
     nova.register(app, rt, faults)
     if external:
         # keystonemiddleware and its oslo stack take most of a second to import: only

@@ -40,8 +40,11 @@ class CatalogEntry:
     description: str
 
 
-# Identity is the only entry until the other services exist.
-CATALOG = (CatalogEntry("identity", "keystone", "/identity", "Identity (Keystone v3)"),)
+# Every service this cloud serves (compute and the others join as they arrive).
+CATALOG = (
+    CatalogEntry("identity", "keystone", "/identity", "Identity (Keystone v3)"),
+    CatalogEntry("image", "glance", "/image", "Image (Glance v2)"),
+)
 
 
 def _get_or_add(session: Session, model, lookup: dict, **values):  # noqa: ANN001, ANN202

@@ -145,7 +145,7 @@ def make_cloud(home: Path, database_url: str, extra_env: dict[str, str] | None =
     cloud = Cloud(home=home, port=port, env=env, admin_password=password)
     cloud.run("db", "upgrade")
     cloud.run("token-keys", "setup")
-    cloud.run("bootstrap", "--admin-password", password)
+    cloud.run("bootstrap", f"--admin-password={password}")
     cloud.start()
     return cloud
 
