@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+import fastjsonschema
 import jsonschema
 from jsonschema import Draft202012Validator
 
 from ciaostack.core import errors
 
+# Valid bodies, the common case, go through a schema compiled to Python code
+# (~20x faster than walking the schema); an invalid one is checked again by
+# jsonschema, whose best_match names the offending field.
+_compiled: dict[int, Callable[[Any], Any]] = {}
 _cache: dict[int, Draft202012Validator] = {}
 
 
 def validate(schema: dict[str, Any], instance: Any) -> None:
     """Raise BadRequest naming the first offending field, as OpenStack APIs do."""
+    check = _compiled.get(id(schema))
+    if check is None:
+        check = _compiled[id(schema)] = fastjsonschema.compile(schema)
+    try:
+        check(instance)
+        return
+    except fastjsonschema.JsonSchemaValueException:
+        pass
     validator = _cache.get(id(schema))
     if validator is None:
         validator = _cache[id(schema)] = Draft202012Validator(schema)
