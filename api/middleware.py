@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+import urllib.parse
 import uuid
 
 import falcon
@@ -12,6 +13,8 @@ from ciaostack.core import errors
 from ciaostack.core.identity.context import AuthContext
 
 ACCESS = logging.getLogger("ciaostack.access")
+# Characters a logged path keeps as they are; anything else is percent-encoded.
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
 
 
 class RequestId:
@@ -32,7 +35,8 @@ class RequestId:
             "request_id=%s method=%s path=%s status=%s user=%s project=%s duration_ms=%.1f",
             req.context.request_id,
             req.method,
-            req.path,
+            # Percent-encoded again: a decoded path could forge log lines with a newline.
+            urllib.parse.quote(req.path, safe=_PATH_SAFE),
             resp.status_code if hasattr(resp, "status_code") else resp.status,
             auth.user_id if auth else "-",
             (auth.project_id or "-") if auth else "-",

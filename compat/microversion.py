@@ -17,7 +17,8 @@ import falcon
 
 from ciaostack.core import errors
 
-_VERSION = re.compile(r"^([1-9]\d*)\.(0|[1-9]\d*)$")
+# Bounded digits: int() refuses strings of thousands of digits (a 500, not a 400).
+_VERSION = re.compile(r"^([1-9]\d{0,5})\.(0|[1-9]\d{0,5})$")
 
 
 class NotAcceptable(errors.CoreError):

@@ -66,6 +66,8 @@ def read_json(req: falcon.Request, schema: dict[str, Any] | None = None) -> Any:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise errors.BadRequest(f"Malformed JSON in request body: {exc}") from exc
+    except RecursionError as exc:  # `[[[[...`: too deep for the parser
+        raise errors.BadRequest("Malformed JSON in request body: nested too deeply.") from exc
     if schema is not None:
         validate(schema, body)
     return body

@@ -42,22 +42,30 @@ def _bool(name: str, value: str) -> bool:
     return lowered == "true"
 
 
+# Integer columns are 64-bit: a larger bound is no number the database can compare.
+_INT_RANGE = range(-(2**63), 2**63)
+
+
 def _int(value: str, message: str) -> int:
     try:
-        return int(value)
+        number = int(value)
     except ValueError as exc:
         raise errors.BadRequest(message) from exc
+    if number not in _INT_RANGE:
+        raise errors.BadRequest(message)
+    return number
 
 
 def _time(name: str, value: str) -> dt.datetime:
     try:
         parsed = dt.datetime.fromisoformat(value)
-    except ValueError as exc:
+        if parsed.tzinfo is not None:
+            # Year 1 or 9999 with an offset leaves datetime's range: OverflowError.
+            parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
+    except (ValueError, OverflowError) as exc:
         raise errors.BadRequest(
             f'Bad "{name}" query filter format. Use ISO 8601 DateTime notation.'
         ) from exc
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
     return parsed
 
 

@@ -40,7 +40,11 @@ def authorize(
 
 
 def query_bool(req: falcon.Request, name: str) -> bool | None:
-    """Keystone reads ?enabled, ?enabled=true/1 as true and 0/false/no as false."""
-    if name not in req.params:
+    """Keystone reads ?enabled, ?enabled=true/1 as true and 0/false/no as false.
+
+    A parameter given twice counts by its last value, as every other filter does.
+    """
+    value = req.get_param(name)
+    if value is None:
         return None
-    return req.params[name].strip().lower() not in ("0", "false", "no", "off")
+    return value.strip().lower() not in ("0", "false", "no", "off")

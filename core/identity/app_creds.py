@@ -46,10 +46,11 @@ def parse_expiry(value: str | None) -> dt.datetime | None:
         return None
     try:
         parsed = dt.datetime.fromisoformat(value.strip())
-    except ValueError as exc:
+        if parsed.tzinfo is not None:
+            # Year 1 or 9999 with an offset leaves datetime's range: OverflowError.
+            parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
+    except (ValueError, OverflowError) as exc:
         raise errors.BadRequest("Timestamp not in expected format.") from exc
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
     if parsed <= utcnow():
         raise errors.BadRequest("The 'expires_at' must not be before now.")
     return parsed

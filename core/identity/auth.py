@@ -38,6 +38,9 @@ from ciaostack.core.identity.revocation import Revocations
 from ciaostack.core.identity.tokens import TokenCodec, TokenPayload
 
 AUTH_FAILED = "The request you have made requires authentication."
+# One answer for a scope that does not exist and one the user holds no role on, so a
+# user cannot learn which project and domain ids or names exist elsewhere.
+SCOPE_REFUSED = "The user has no role on the requested scope."
 CATALOG_TTL = 2.0
 # Names and roles of a scope, shared by every token issued or validated for it.
 # An identity write on this host drops them at once (see _announce_identity_writes);
@@ -221,12 +224,12 @@ class Identity:
         if scope.project is not None:
             project = _find_project(session, scope.project)
             if project is None:
-                raise errors.Unauthorized("Could not find the project to scope to.")
+                raise errors.Unauthorized(SCOPE_REFUSED)
             return project.id, None
         if scope.domain is not None:
             domain = _find_domain(session, scope.domain)
             if domain is None:
-                raise errors.Unauthorized("Could not find the domain to scope to.")
+                raise errors.Unauthorized(SCOPE_REFUSED)
             return None, domain.id
         user = session.get(User, user_id)
         if user is not None and user.default_project_id:
@@ -315,7 +318,7 @@ class Identity:
                 allowed = assignments.implied_closure(session, set(app_cred.role_ids))
                 roles = [r for r in roles if r.id in allowed]
             if (payload.project_id or payload.domain_id) and not roles:
-                raise errors.Unauthorized("The user has no role on the requested scope.")
+                raise errors.Unauthorized(SCOPE_REFUSED)
             return AuthContext(
                 user_id=user.id,
                 user_name=user.name,

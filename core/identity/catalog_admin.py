@@ -209,7 +209,7 @@ def _endpoint_region(
         if session.get(Region, region_id) is None:
             raise errors.BadRequest(f"The endpoint's region_id {region_id} is not a region.")
         return region_id
-    if legacy_region is not None:
+    if legacy_region:  # an empty legacy region names none (it is no region id)
         if session.get(Region, legacy_region) is None:
             create_region(session, legacy_region)
         return legacy_region

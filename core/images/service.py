@@ -33,6 +33,9 @@ from ciaostack.core.images.model import (
 )
 from ciaostack.core.images.store import Store
 
+# min_ram and min_disk are 32-bit columns in Glance; larger values are refused as there.
+MAX_INT32 = 2**31 - 1
+
 Authorize = Callable[[str, ImageInfo], None]
 UNLIMITED = -1
 
@@ -135,7 +138,11 @@ class Images:
         tags: list[str],
         authorize: Authorize,
     ) -> ImageInfo:
-        """`values`: core attributes (WRITABLE, and optionally `id`); the rest are properties."""
+        """`values`: core attributes (WRITABLE, and optionally `id`); the rest are properties.
+
+        A property given as null (kernel_id and ramdisk_id may be) is not set at all.
+        """
+        properties = {k: v for k, v in properties.items() if v is not None}
         for name in properties:
             check_property_name(name)
         if len(properties) > MAX_PROPERTIES:
@@ -201,6 +208,8 @@ class Images:
             raise errors.BadRequest(
                 f"Invalid value '{value}' for parameter '{name}': cannot be negative."
             )
+        if name in ("min_disk", "min_ram") and value > MAX_INT32:
+            raise errors.BadRequest(f"Value {value} out of range, must not exceed {MAX_INT32}.")
         setattr(row, name, value)
 
     @staticmethod
@@ -263,6 +272,9 @@ class Images:
             raise errors.Conflict(f"Property {change.name} does not exist.")
         elif change.op == "add" and exists and change.strict_add:
             raise errors.Conflict(f"Property {change.name} already present.")
+        elif change.value is None:
+            # A null property (kernel_id, ramdisk_id) is an absent one: there is no null to keep.
+            props.pop(change.name, None)
         else:
             props[change.name] = change.value
 
