@@ -25,6 +25,7 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 
 def cmd_bootstrap(args: argparse.Namespace) -> int:
+    from ciaostack.core.compute import BOOTSTRAP_SEEDS
     from ciaostack.core.db.session import Database
     from ciaostack.core.identity.bootstrap import bootstrap
 
@@ -37,6 +38,7 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
         public_url=args.public_url or conf.public_url,
         region=conf.get("identity", "region"),
         rounds=conf.get("identity", "password_hash_rounds"),
+        seeds=BOOTSTRAP_SEEDS,
     )
     db.dispose()
     for key, value in ids.items():

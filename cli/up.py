@@ -38,6 +38,7 @@ from sqlalchemy import select
 
 from ciaostack.cli.services import ensure_local_certs
 from ciaostack.core import config
+from ciaostack.core.compute import BOOTSTRAP_SEEDS
 from ciaostack.core.db import migrate
 from ciaostack.core.db.models import Project, Role, User
 from ciaostack.core.db.session import Database
@@ -152,6 +153,7 @@ def setup_identity(conf: config.Config, public_url: str, pw: dict[str, str]) -> 
             public_url=public_url,
             region=conf.get("identity", "region"),
             rounds=rounds,
+            seeds=BOOTSTRAP_SEEDS,
         )
         demo_password = _password_to_set(db, DEMO, pw[DEMO])
         with db.session() as session:

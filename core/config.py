@@ -168,6 +168,26 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("launcher", "fake_mem_mb", 16384, "fake backend: node memory in MB"),
     Setting("launcher", "fake_disk_mb", 204800, "fake backend: node disk in MB"),
     Setting("launcher", "fake_vcpus", 16, "fake backend: node vCPUs"),
+    # --- network (project networks and IPAM; core/network) ---
+    Setting(
+        "network",
+        "pool",
+        "172.16.0.0/12",
+        "private IPv4 range that project subnets are carved from (a /8 or smaller)",
+    ),
+    Setting(
+        "network",
+        "subnet_prefix",
+        24,
+        "prefix length of each project subnet; a project gets another one when its subnets fill",
+    ),
+    Setting(
+        "network",
+        "project_network_name",
+        "private",
+        "name of the network every project gets (the key of a server's addresses)",
+    ),
+    Setting("network", "mac_prefix", "fa:16:3e", "first three bytes of generated MAC addresses"),
 )
 
 

@@ -11,7 +11,19 @@ from collections.abc import Callable
 import falcon
 
 from ciaostack.compat.microversion import MicroversionMiddleware, Microversions, Version
-from ciaostack.compat.nova import availability_zones, versions
+from ciaostack.compat.nova import (
+    availability_zones,
+    flavors,
+    hypervisors,
+    keypairs,
+    limits,
+    quotas,
+    server_groups,
+    server_routes,
+    services,
+    usage,
+    versions,
+)
 from ciaostack.compat.nova.views import fault_body
 from ciaostack.core.runtime import Runtime
 
@@ -45,3 +57,9 @@ def register(app: falcon.App, rt: Runtime, faults) -> None:  # noqa: ANN001 - ap
     app.add_route(PREFIX, versions.Versions())
     app.add_route(f"{PREFIX}/v2.1", versions.VersionV21())
     app.add_route(f"{PREFIX}/v2.1/os-availability-zone", availability_zones.AvailabilityZones())
+    # Compute resources beside the servers: flavors, key pairs, limits, quotas, server
+    # groups, hypervisors, services (and availability zone detail), usage.
+    for module in (flavors, keypairs, limits, quotas, server_groups, hypervisors, services, usage):
+        module.add_routes(app, rt, f"{PREFIX}/v2.1")
+    # Servers, their actions, metadata, tags and instance actions.
+    server_routes.add_routes(app, rt, f"{PREFIX}/v2.1")

@@ -1,8 +1,11 @@
 """Compute version discovery: GET /compute and /compute/v2.1, both public.
 
-Only v2.1 is offered, and its maximum microversion is 2.1 until resources
-that need later microversions exist: a client must never be promised fields
-or routes this cloud does not serve.
+Only v2.1 is offered. Its maximum microversion is the highest at which every
+served resource has the shapes and rules that microversion defines (2.74,
+Terraform's highest): a client must never be promised fields this cloud does
+not serve. Features a microversion adds that need the compute nodes to do what
+they cannot yet (consoles, migrations, rebuild) answer 501 or 404, as Nova does
+when a deployment lacks them.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import falcon
 from ciaostack.compat.nova.views import base_url
 
 MIN_VERSION = "2.1"
-MAX_VERSION = "2.1"
+MAX_VERSION = "2.74"
 UPDATED = "2013-07-23T11:33:21Z"
 MEDIA_TYPE = "application/vnd.openstack.compute+json;version=2.1"
 

@@ -319,3 +319,256 @@ class ImageMember(Base):
     status: Mapped[str] = mapped_column(String(20))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+# --- servers (compat nova) ---
+# Project networks with ciao-style address management, and what the compute API
+# keeps about a server beyond the core's instance row. The network tables have
+# Neutron's shape (networks, subnets, ports, IP allocations) so that the network
+# API can later serve these same rows.
+
+
+class Network(Base):
+    __tablename__ = "networks"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    status: Mapped[str] = mapped_column(String(16), default="ACTIVE")
+    admin_state_up: Mapped[bool] = mapped_column(Boolean, default=True)
+    shared: Mapped[bool] = mapped_column(Boolean, default=False)
+    mtu: Mapped[int] = mapped_column(Integer, default=1500)
+    # The project this network was made for automatically (one each, hence unique);
+    # NULL for networks created any other way.
+    default_for_project: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class Subnet(Base):
+    """An IPv4 subnet; `used` counts its allocations and changes only with them."""
+
+    __tablename__ = "subnets"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    network_id: Mapped[str] = mapped_column(
+        ForeignKey("networks.id", ondelete="CASCADE"), index=True
+    )
+    project_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    ip_version: Mapped[int] = mapped_column(Integer, default=4)
+    cidr: Mapped[str] = mapped_column(String(43))
+    gateway_ip: Mapped[str | None] = mapped_column(String(39), nullable=True)
+    # Which block of the configured pool this subnet is: unique, so two transactions
+    # can never carve the same block. NULL for subnets not taken from the pool.
+    pool_block: Mapped[int | None] = mapped_column(Integer, nullable=True, unique=True)
+    capacity: Mapped[int] = mapped_column(Integer)
+    used: Mapped[int] = mapped_column(Integer, default=0)
+    # Offset of the address handed out last: allocation resumes after it, so a
+    # released address is reused as late as possible.
+    cursor: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class Port(Base):
+    __tablename__ = "ports"
+    __table_args__ = (UniqueConstraint("network_id", "mac_address", name="uq_ports_network_mac"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    network_id: Mapped[str] = mapped_column(
+        ForeignKey("networks.id", ondelete="CASCADE"), index=True
+    )
+    project_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    mac_address: Mapped[str] = mapped_column(String(17))
+    # The instance the port belongs to ("" when none), as Neutron's device_id.
+    device_id: Mapped[str] = mapped_column(String(255), default="", index=True)
+    device_owner: Mapped[str] = mapped_column(String(255), default="")
+    status: Mapped[str] = mapped_column(String(16), default="ACTIVE")
+    admin_state_up: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class IPAllocation(Base):
+    """An address held by a port; the primary key is what makes it impossible to hand
+    the same address out twice."""
+
+    __tablename__ = "ip_allocations"
+    subnet_id: Mapped[str] = mapped_column(
+        ForeignKey("subnets.id", ondelete="CASCADE"), primary_key=True
+    )
+    ip_address: Mapped[str] = mapped_column(String(39), primary_key=True)
+    port_id: Mapped[str] = mapped_column(ForeignKey("ports.id", ondelete="CASCADE"), index=True)
+
+
+class ServerAttributes(Base):
+    """What the compute API knows about a server that the core's instance row does not."""
+
+    __tablename__ = "server_attributes"
+    instance_id: Mapped[str] = mapped_column(
+        ForeignKey("instances.id", ondelete="CASCADE"), primary_key=True
+    )
+    flavor_id: Mapped[str] = mapped_column(String(255), default="", index=True)
+    # The flavor as it was at boot (name, ram, vcpus, disk, ephemeral, swap, extra_specs):
+    # the server keeps it when the flavor changes or goes.
+    flavor: Mapped[dict] = mapped_column(JSON, default=dict)
+    key_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    key_data: Mapped[str | None] = mapped_column(Text, nullable=True)
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    hostname: Mapped[str] = mapped_column(String(255), default="")
+    reservation_id: Mapped[str] = mapped_column(String(32), default="", index=True)
+    launch_index: Mapped[int] = mapped_column(Integer, default=0)
+    config_drive: Mapped[bool] = mapped_column(Boolean, default=False)
+    user_data: Mapped[str | None] = mapped_column(Text, nullable=True)
+    access_ip_v4: Mapped[str] = mapped_column(String(39), default="")
+    access_ip_v6: Mapped[str] = mapped_column(String(39), default="")
+    disk_config: Mapped[str] = mapped_column(String(8), default="MANUAL")
+    security_groups: Mapped[list] = mapped_column(JSON, default=list)
+    scheduler_hints: Mapped[dict] = mapped_column(JSON, default=dict)
+    locked: Mapped[bool] = mapped_column(Boolean, default=False)
+    locked_by: Mapped[str | None] = mapped_column(String(16), nullable=True)  # owner, admin
+    locked_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class ServerMetadata(Base):
+    __tablename__ = "server_metadata"
+    instance_id: Mapped[str] = mapped_column(
+        ForeignKey("instances.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    value: Mapped[str] = mapped_column(String(255), default="")
+
+
+class ServerTag(Base):
+    __tablename__ = "server_tags"
+    instance_id: Mapped[str] = mapped_column(
+        ForeignKey("instances.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(String(60), primary_key=True, index=True)
+
+
+class InstanceAction(Base):
+    """A request that changed a server (os-instance-actions), by whom and when."""
+
+    __tablename__ = "instance_actions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    instance_id: Mapped[str] = mapped_column(String(36), index=True)
+    action: Mapped[str] = mapped_column(String(255))
+    request_id: Mapped[str] = mapped_column(String(255))
+    project_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(64))
+    start_time: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    finish_time: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    message: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class InstanceActionEvent(Base):
+    """The work an action started on the node; finished once the instance settles."""
+
+    __tablename__ = "instance_action_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    action_id: Mapped[int] = mapped_column(
+        ForeignKey("instance_actions.id", ondelete="CASCADE"), index=True
+    )
+    event: Mapped[str] = mapped_column(String(255))
+    start_time: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    finish_time: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    result: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    traceback: Mapped[str | None] = mapped_column(Text, nullable=True)
+    host: Mapped[str | None] = mapped_column(String(255), nullable=True)
+
+
+# --- compute resources (compat nova) ---
+# Flavors, key pairs, quota limits and server groups: what the compute API
+# keeps beside the instances. Flavor ids are strings, as Nova's ("1", uuids).
+
+
+class Flavor(Base):
+    __tablename__ = "flavors"
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    ram: Mapped[int] = mapped_column(Integer)  # MB
+    vcpus: Mapped[int] = mapped_column(Integer)
+    disk: Mapped[int] = mapped_column(Integer)  # GB
+    ephemeral: Mapped[int] = mapped_column(Integer, default=0)  # GB
+    swap: Mapped[int] = mapped_column(Integer, default=0)  # MB
+    rxtx_factor: Mapped[float] = mapped_column(Float, default=1.0)
+    is_public: Mapped[bool] = mapped_column(Boolean, default=True)
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class FlavorExtraSpec(Base):
+    __tablename__ = "flavor_extra_specs"
+    flavor_id: Mapped[str] = mapped_column(
+        ForeignKey("flavors.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    value: Mapped[str] = mapped_column(String(255))
+
+
+class FlavorAccess(Base):
+    """A project allowed to see and use a private flavor."""
+
+    __tablename__ = "flavor_access"
+    flavor_id: Mapped[str] = mapped_column(
+        ForeignKey("flavors.id", ondelete="CASCADE"), primary_key=True
+    )
+    project_id: Mapped[str] = mapped_column(String(255), primary_key=True, index=True)
+
+
+class KeyPair(Base):
+    """A user's SSH public key or X.509 certificate; names are unique per user."""
+
+    __tablename__ = "key_pairs"
+    __table_args__ = (UniqueConstraint("user_id", "name", name="uq_key_pairs_user_name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(255))
+    type: Mapped[str] = mapped_column(String(8), default="ssh")
+    public_key: Mapped[str] = mapped_column(Text)
+    fingerprint: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class QuotaLimit(Base):
+    """A project's (user_id '') or a project user's own limit for one resource."""
+
+    __tablename__ = "quota_limits"
+    project_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True, default="")
+    resource: Mapped[str] = mapped_column(String(64), primary_key=True)
+    hard_limit: Mapped[int] = mapped_column(Integer)
+
+
+class QuotaClassLimit(Base):
+    """A quota class's limit; the class `default` holds the defaults of every project."""
+
+    __tablename__ = "quota_class_limits"
+    class_name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    resource: Mapped[str] = mapped_column(String(64), primary_key=True)
+    hard_limit: Mapped[int] = mapped_column(Integer)
+
+
+class ServerGroup(Base):
+    """Instances that must share a node (affinity) or avoid each other (anti-affinity)."""
+
+    __tablename__ = "server_groups"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    project_id: Mapped[str] = mapped_column(String(64), index=True)
+    user_id: Mapped[str] = mapped_column(String(64))
+    policy: Mapped[str] = mapped_column(String(32))
+    rules: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ServerGroupMember(Base):
+    """An instance in a group; deleted instances are skipped when members are read."""
+
+    __tablename__ = "server_group_members"
+    group_id: Mapped[str] = mapped_column(
+        ForeignKey("server_groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    instance_id: Mapped[str] = mapped_column(String(36), primary_key=True, index=True)

@@ -9,6 +9,7 @@ cloud serves. A second run changes nothing except, when given, the password.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Iterable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -44,6 +45,7 @@ class CatalogEntry:
 CATALOG = (
     CatalogEntry("identity", "keystone", "/identity", "Identity (Keystone v3)"),
     CatalogEntry("image", "glance", "/image", "Image (Glance v2)"),
+    CatalogEntry("compute", "nova", "/compute/v2.1", "Compute (Nova v2.1)"),
 )
 
 
@@ -79,8 +81,14 @@ def bootstrap(
     public_url: str,
     region: str,
     rounds: int,
+    seeds: Iterable[Callable[[Session], None]] = (),
 ) -> dict[str, str]:
-    """Returns the ids an operator may want printed."""
+    """Returns the ids an operator may want printed.
+
+    `seeds` add other parts of the core's first-run data (compute's default flavors)
+    in the same transaction, so that identity needs to know nothing of them; each
+    must be as safe to repeat as the rest.
+    """
     with db.session() as session:
         if session.get(Domain, DEFAULT_DOMAIN_ID) is None:
             session.add(
@@ -134,4 +142,6 @@ def bootstrap(
                     )
                 else:
                     endpoint.url = url
+        for seed in seeds:
+            seed(session)
         return {"admin_user_id": admin.id, "admin_project_id": admin_project.id}

@@ -17,9 +17,9 @@ from oslo_config import cfg
 from oslo_policy import policy
 
 from ciaostack.core import errors
-from ciaostack.core.policy import base, identity, image
+from ciaostack.core.policy import base, compute, identity, image, servers
 
-RULE_MODULES = (base, identity, image)
+RULE_MODULES = (base, identity, image, compute, servers)
 
 # oslo.policy re-stats the policy files and walks the rule tree (with an
 # inspect.getfullargspec per check) on every enforce: ~90-110 us per check on this

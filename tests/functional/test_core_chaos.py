@@ -55,7 +55,7 @@ def test_kill9_everything_while_starting(tmp_path: Path, database_url_factory) -
         url,
         free_port(),
         CIAOSTACK_CONTROLLER__RESEND_AFTER="4",
-        CIAOSTACK_LAUNCHER__FAKE_BOOT_DELAY="0.2",
+        CIAOSTACK_LAUNCHER__FAKE_BOOT_DELAY="1.0",
         CIAOSTACK_LAUNCHER__STATS_INTERVAL="2",
         CIAOSTACK_LAUNCHER__STATE_FSYNC="false",
         CIAOSTACK_LAUNCHER__FAKE_MEM_MB="65536",
@@ -67,45 +67,26 @@ def test_kill9_everything_while_starting(tmp_path: Path, database_url_factory) -
     controller = Process("controller", ["controller"], env, tmp_path).start()
     launchers = [_launcher(i, env, tmp_path).start() for i in range(LAUNCHERS)]
     procs = [scheduler, controller, *launchers]
-    try:
+    spec = operations.InstanceSpec(
+        project_id="p", user_id="u", name="vm", image_id="img", mem_mb=128, vcpus=1
+    )
+    ids: list[str] = []
+
+    def wave() -> None:
+        """A third of the instances, then wait until some of them run: the kill
+        that follows lands while the rest are being started."""
         with db.session() as s:
-            ids = [
-                i.id
-                for i in operations.create_instances(
-                    s,
-                    operations.InstanceSpec(
-                        project_id="p", user_id="u", name="vm", image_id="img", mem_mb=128, vcpus=1
-                    ),
-                    count=INSTANCES,
-                )
-            ]
-        wait_until(
-            lambda: _counts(db)[states.ACTIVE] >= INSTANCES // 6,
-            timeout=60,
-            what="a first share ACTIVE",
-        )
-        assert _counts(db)[states.BUILDING] > 0, "the scheduler must die mid-flight"
-        scheduler.kill9()
-        time.sleep(0.5)
-        scheduler.start()
-        wait_until(
-            lambda: _counts(db)[states.ACTIVE] >= INSTANCES // 3,
-            timeout=60,
-            what="progress after the scheduler restart",
-        )
-        assert _counts(db)[states.BUILDING] > 0, "the controller must die mid-flight"
-        controller.kill9()
-        time.sleep(0.5)
-        controller.start()
-        wait_until(
-            lambda: _counts(db)[states.ACTIVE] >= INSTANCES // 2,
-            timeout=60,
-            what="progress after the controller restart",
-        )
-        assert _counts(db)[states.BUILDING] > 0, "the launcher must die mid-flight"
-        launchers[1].kill9()
-        time.sleep(0.5)
-        launchers[1].start()
+            ids.extend(i.id for i in operations.create_instances(s, spec, count=INSTANCES // 3))
+        started = _counts(db)[states.ACTIVE]
+        wait_until(lambda: _counts(db)[states.ACTIVE] > started, timeout=60, what="progress")
+
+    try:
+        for victim in (scheduler, controller, launchers[1]):
+            wave()
+            assert _counts(db)[states.BUILDING] > 0, f"the {victim.name} must die mid-flight"
+            victim.kill9()
+            time.sleep(0.5)
+            victim.start()
 
         def settled() -> bool:
             counts = _counts(db)

@@ -1,0 +1,270 @@
+"""Request bodies of the server API, one schema per microversion range (as Nova's).
+
+Keys a microversion adds are refused before it, as Nova refuses them; format
+checks jsonschema cannot do (base64, IP addresses) are made by the resource.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from typing import Any
+
+from ciaostack.compat.microversion import Version
+from ciaostack.compat.nova.common import BOOLEAN, DESCRIPTION_PATTERN, NAME
+
+UUID = {
+    "type": "string",
+    "pattern": r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$",
+}
+DESCRIPTION = {
+    "type": ["string", "null"],
+    "maxLength": 255,
+    "pattern": DESCRIPTION_PATTERN,
+}
+TAG = {"type": "string", "minLength": 1, "maxLength": 60, "pattern": r"^[^,/]*$"}
+TAGS = {"type": "array", "items": TAG, "maxItems": 50}
+METADATA = {
+    "type": "object",
+    "patternProperties": {"^[a-zA-Z0-9-_:. ]{1,255}$": {"type": "string", "maxLength": 255}},
+    "additionalProperties": False,
+}
+COUNT = {"type": ["integer", "string"], "pattern": "^[0-9]*$", "minimum": 1, "minLength": 1}
+IP = {"type": "string", "maxLength": 39}
+NETWORK = {
+    "type": "object",
+    "properties": {
+        "fixed_ip": IP,
+        "port": {"oneOf": [UUID, {"type": "null"}]},
+        "uuid": {"type": "string"},
+    },
+    "additionalProperties": False,
+}
+BDM_V2 = {
+    "type": "object",
+    "properties": {
+        "uuid": {"type": "string", "maxLength": 255},
+        "source_type": {"type": "string", "enum": ["volume", "image", "snapshot", "blank"]},
+        "destination_type": {"type": "string", "enum": ["local", "volume"]},
+        "boot_index": {"type": ["integer", "string", "null"]},
+        "delete_on_termination": BOOLEAN,
+        "device_name": {"type": ["string", "null"]},
+        "device_type": {"type": ["string", "null"]},
+        "disk_bus": {"type": ["string", "null"]},
+        "guest_format": {"type": ["string", "null"]},
+        "volume_size": {"type": ["integer", "string", "null"]},
+        "no_device": {},
+        "tag": {"type": "string"},
+        "volume_type": {"type": ["string", "null"]},
+    },
+    "additionalProperties": False,
+}
+SERVER_CREATE: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "name": NAME,
+        "imageRef": {"type": "string", "maxLength": 255},
+        "flavorRef": {"type": ["string", "integer"], "minLength": 1},
+        "adminPass": {"type": "string"},
+        "metadata": METADATA,
+        "networks": {"type": "array", "items": NETWORK},
+        "OS-DCF:diskConfig": {"type": "string", "enum": ["AUTO", "MANUAL"]},
+        "accessIPv4": IP,
+        "accessIPv6": IP,
+        "personality": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"path": {"type": "string"}, "contents": {"type": "string"}},
+                "additionalProperties": False,
+            },
+        },
+        "key_name": {"type": "string", "minLength": 1, "maxLength": 255},
+        "user_data": {"type": "string", "maxLength": 65535},
+        "security_groups": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 255}},
+                "required": ["name"],
+                "additionalProperties": False,
+            },
+        },
+        "availability_zone": {"type": "string", "minLength": 1, "maxLength": 255},
+        "config_drive": {"anyOf": [BOOLEAN, {"type": "string", "enum": [""]}]},
+        "min_count": COUNT,
+        "max_count": COUNT,
+        "return_reservation_id": BOOLEAN,
+        "block_device_mapping": {"type": "array"},
+        "block_device_mapping_v2": {"type": "array", "items": BDM_V2},
+    },
+    "required": ["name", "flavorRef"],
+    "additionalProperties": False,
+}
+HINTS = {
+    "type": "object",
+    "properties": {
+        "group": UUID,
+        "same_host": {"oneOf": [UUID, {"type": "array", "items": UUID}]},
+        "different_host": {"oneOf": [UUID, {"type": "array", "items": UUID}]},
+    },
+    "additionalProperties": True,
+}
+
+
+@functools.cache
+def _create(major: int, minor: int) -> dict[str, Any]:
+    mv = Version(major, minor)
+    server = copy.deepcopy(SERVER_CREATE)
+    props = server["properties"]
+    if mv.matches("2.19"):
+        props["description"] = DESCRIPTION
+    if mv.matches("2.32"):
+        props["networks"]["items"]["properties"]["tag"] = TAG
+    if mv.matches("2.37"):
+        props["networks"] = {
+            "oneOf": [props["networks"], {"type": "string", "enum": ["auto", "none"]}]
+        }
+        server["required"].append("networks")
+    if mv.matches("2.52"):
+        props["tags"] = TAGS
+    if mv.matches("2.57"):
+        del props["personality"]
+    if mv.matches("2.63"):
+        props["trusted_image_certificates"] = {
+            "type": ["array", "null"],
+            "items": {"type": "string", "minLength": 1},
+        }
+    if mv.matches("2.74"):
+        props["host"] = {"type": "string", "minLength": 1, "maxLength": 255}
+        props["hypervisor_hostname"] = {"type": "string", "minLength": 1, "maxLength": 255}
+    return {
+        "type": "object",
+        "properties": {
+            "server": server,
+            "os:scheduler_hints": HINTS,
+            "OS-SCH-HNT:scheduler_hints": HINTS,
+        },
+        "required": ["server"],
+        "additionalProperties": False,
+    }
+
+
+def create(mv: Version) -> dict[str, Any]:
+    return _create(mv.major, mv.minor)
+
+
+@functools.cache
+def _update(major: int, minor: int) -> dict[str, Any]:
+    mv = Version(major, minor)
+    props: dict[str, Any] = {
+        "name": NAME,
+        "accessIPv4": IP,
+        "accessIPv6": IP,
+        "OS-DCF:diskConfig": {"type": "string", "enum": ["AUTO", "MANUAL"]},
+    }
+    if mv.matches("2.19"):
+        props["description"] = DESCRIPTION
+    return {
+        "type": "object",
+        "properties": {
+            "server": {"type": "object", "properties": props, "additionalProperties": False}
+        },
+        "required": ["server"],
+        "additionalProperties": False,
+    }
+
+
+def update(mv: Version) -> dict[str, Any]:
+    return _update(mv.major, mv.minor)
+
+
+REBOOT = {
+    "type": "object",
+    "properties": {
+        "reboot": {
+            "type": "object",
+            "properties": {
+                "type": {"type": "string", "enum": ["HARD", "Hard", "hard", "SOFT", "Soft", "soft"]}
+            },
+            "required": ["type"],
+            "additionalProperties": False,
+        }
+    },
+    "required": ["reboot"],
+    "additionalProperties": False,
+}
+
+
+def lock(mv: Version) -> dict[str, Any]:
+    """{"lock": null}; from 2.73 {"lock": {"locked_reason": "..."}}."""
+    if mv.matches("2.73"):
+        body = {
+            "type": ["object", "null"],
+            "properties": {"locked_reason": {"type": "string", "minLength": 1, "maxLength": 255}},
+            "additionalProperties": False,
+        }
+    else:
+        body = {"type": ["object", "null"], "maxProperties": 0}
+    return {
+        "type": "object",
+        "properties": {"lock": body},
+        "required": ["lock"],
+        "additionalProperties": False,
+    }
+
+
+def _no_arguments(action: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {action: {"type": ["object", "null"]}},
+        "required": [action],
+        "additionalProperties": False,
+    }
+
+
+START = _no_arguments("os-start")
+STOP = _no_arguments("os-stop")
+UNLOCK = _no_arguments("unlock")
+FORCE_DELETE = _no_arguments("forceDelete")
+CONSOLE_OUTPUT = {
+    "type": "object",
+    "properties": {
+        "os-getConsoleOutput": {
+            "type": "object",
+            "properties": {"length": {"type": ["integer", "string", "null"]}},
+            "additionalProperties": False,
+        }
+    },
+    "required": ["os-getConsoleOutput"],
+    "additionalProperties": False,
+}
+
+METADATA_BODY = {
+    "type": "object",
+    "properties": {"metadata": METADATA},
+    "required": ["metadata"],
+    "additionalProperties": False,
+}
+META_ITEM = {
+    "type": "object",
+    "properties": {
+        "meta": {
+            "type": "object",
+            "patternProperties": {
+                "^[a-zA-Z0-9-_:. ]{1,255}$": {"type": "string", "maxLength": 255}
+            },
+            "additionalProperties": False,
+            "minProperties": 1,
+            "maxProperties": 1,
+        }
+    },
+    "required": ["meta"],
+    "additionalProperties": False,
+}
+TAGS_BODY = {
+    "type": "object",
+    "properties": {"tags": TAGS},
+    "required": ["tags"],
+    "additionalProperties": False,
+}

@@ -1,0 +1,301 @@
+"""Address management in the datastore: project networks, subnets from the pool, ports.
+
+Concurrency: claiming an address is a conditional UPDATE of its subnet's
+`used` counter (`used < capacity`), which also locks the subnet row until the
+transaction ends; the address is then chosen from what the subnet holds and
+inserted under a primary key on (subnet, address). So two transactions can
+neither overfill a subnet nor take the same address, on SQLite (one writer at a
+time) or PostgreSQL (row locks). New subnets and project networks are inserted
+under unique keys (pool block, project) in a savepoint; the loser of a race
+uses the winner's row.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Iterable
+
+from sqlalchemy import Select, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ciaostack.core import errors
+from ciaostack.core.config import Config
+from ciaostack.core.db.models import IPAllocation, Network, Port, Subnet
+from ciaostack.core.network import pool
+from ciaostack.core.network.pool import AddressPlan
+
+# Neutron's device_owner for a server's port.
+COMPUTE_OWNER = "compute:nova"
+# Races lost in a row before giving up (each loss means another request progressed).
+ATTEMPTS = 20
+
+
+@dataclasses.dataclass(frozen=True)
+class Interface:
+    """One of a server's addresses, as the compute API shows it and the launcher needs it."""
+
+    port_id: str
+    network_id: str
+    network_name: str
+    ip: str
+    mac: str
+    cidr: str
+    gateway: str | None
+
+
+class IPAM:
+    def __init__(self, plan: AddressPlan, network_name: str) -> None:
+        self.plan = plan
+        self.network_name = network_name
+
+    @classmethod
+    def from_conf(cls, conf: Config) -> IPAM:
+        plan = AddressPlan.parse(
+            conf.get("network", "pool"),
+            conf.get("network", "subnet_prefix"),
+            conf.get("network", "mac_prefix"),
+        )
+        return cls(plan, conf.get("network", "project_network_name"))
+
+    # -- networks ------------------------------------------------------------------------
+
+    def project_network(self, session: Session, project_id: str) -> Network:
+        """The project's own network, made on first use."""
+        network = self._default_network(session, project_id)
+        if network is not None:
+            return network
+        network = Network(
+            id=str(uuid.uuid4()),
+            project_id=project_id,
+            name=self.network_name,
+            default_for_project=project_id,
+        )
+        try:
+            with session.begin_nested():
+                session.add(network)
+        except IntegrityError:
+            network = self._default_network(session, project_id)
+            if network is None:
+                raise
+        return network
+
+    @staticmethod
+    def _default_network(session: Session, project_id: str) -> Network | None:
+        return session.scalar(select(Network).where(Network.default_for_project == project_id))
+
+    def network_for(
+        self, session: Session, project_id: str, network_id: str, is_admin: bool = False
+    ) -> Network:
+        """A network the project may attach to: its own, a shared one, any for an admin."""
+        network = session.get(Network, network_id)
+        if network is None or not (is_admin or network.shared or network.project_id == project_id):
+            raise errors.BadRequest(f"Network {network_id} could not be found.")
+        return network
+
+    # -- addresses -------------------------------------------------------------------------
+
+    def allocate(
+        self,
+        session: Session,
+        network: Network,
+        project_id: str,
+        device_id: str = "",
+        fixed_ip: str | None = None,
+    ) -> Interface:
+        """A port on `network` with one address (`fixed_ip` if asked for) and its MAC."""
+        if fixed_ip:
+            subnet_id, cidr, gateway, offset = self._claim_fixed(session, network, fixed_ip)
+        else:
+            subnet_id, cidr, gateway, offset = self._claim_any(session, network, project_id)
+        ip = pool.address(cidr, offset)
+        port = Port(
+            id=str(uuid.uuid4()),
+            network_id=network.id,
+            project_id=project_id,
+            mac_address=self.plan.mac(ip),
+            device_id=device_id,
+            device_owner=COMPUTE_OWNER if device_id else "",
+        )
+        session.add(port)
+        session.flush()
+        session.add(IPAllocation(subnet_id=subnet_id, ip_address=ip, port_id=port.id))
+        return Interface(port.id, network.id, network.name, ip, port.mac_address, cidr, gateway)
+
+    def _take(self, session: Session, subnet_id: str) -> bool:
+        """Count one more address against the subnet if it has room; locks its row."""
+        result = session.execute(
+            update(Subnet)
+            .where(Subnet.id == subnet_id, Subnet.used < Subnet.capacity)
+            .values(used=Subnet.used + 1)
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount == 1
+
+    def _claim_any(
+        self, session: Session, network: Network, project_id: str
+    ) -> tuple[str, str, str | None, int]:
+        for _ in range(ATTEMPTS):
+            subnet_id = session.scalar(
+                select(Subnet.id)
+                .where(Subnet.network_id == network.id, Subnet.used < Subnet.capacity)
+                .order_by(Subnet.created_at, Subnet.id)
+                .limit(1)
+            )
+            if subnet_id is None:
+                subnet_id = self._carve(session, network, project_id)
+                if subnet_id is None:
+                    continue  # another transaction carved the same block: look again
+            if not self._take(session, subnet_id):
+                continue  # it filled up meanwhile
+            cidr, gateway, cursor = session.execute(
+                select(Subnet.cidr, Subnet.gateway_ip, Subnet.cursor).where(Subnet.id == subnet_id)
+            ).one()
+            offset = pool.next_free(cidr, cursor, self._taken(session, subnet_id, cidr))
+            if offset is None:
+                # The counter disagrees with the allocations: believe the allocations.
+                self._recount(session, subnet_id)
+                continue
+            session.execute(
+                update(Subnet)
+                .where(Subnet.id == subnet_id)
+                .values(cursor=offset)
+                .execution_options(synchronize_session=False)
+            )
+            return subnet_id, cidr, gateway, offset
+        raise errors.Conflict("Could not allocate an IP address: too much contention, try again.")
+
+    def _claim_fixed(
+        self, session: Session, network: Network, ip: str
+    ) -> tuple[str, str, str | None, int]:
+        for subnet_id, cidr, gateway in session.execute(
+            select(Subnet.id, Subnet.cidr, Subnet.gateway_ip).where(Subnet.network_id == network.id)
+        ):
+            offset = pool.offset_of(cidr, ip)
+            if offset is None:
+                continue
+            if not self._take(session, subnet_id) or offset in self._taken(
+                session, subnet_id, cidr
+            ):
+                raise errors.BadRequest(f"Fixed IP address {ip} is already in use.")
+            return subnet_id, cidr, gateway, offset
+        raise errors.BadRequest(
+            f"Fixed IP address {ip} is not an assignable address of network {network.id}."
+        )
+
+    @staticmethod
+    def _taken(session: Session, subnet_id: str, cidr: str) -> set[int]:
+        ips = session.scalars(
+            select(IPAllocation.ip_address).where(IPAllocation.subnet_id == subnet_id)
+        )
+        return {offset for ip in ips if (offset := pool.offset_of(cidr, ip)) is not None}
+
+    @staticmethod
+    def _recount(session: Session, subnet_id: str) -> None:
+        count = session.scalar(select(func.count()).where(IPAllocation.subnet_id == subnet_id))
+        session.execute(
+            update(Subnet)
+            .where(Subnet.id == subnet_id)
+            .values(used=count)
+            .execution_options(synchronize_session=False)
+        )
+
+    def _carve(self, session: Session, network: Network, project_id: str) -> str | None:
+        """A new subnet for `network` from the pool's lowest free block; None if raced."""
+        taken = session.scalars(select(Subnet.pool_block).where(Subnet.pool_block.is_not(None)))
+        index = self.plan.free_block(list(taken))
+        if index is None:
+            raise errors.Conflict(
+                f"No IP addresses are left: the address pool {self.plan.pool} is exhausted."
+            )
+        cidr = str(self.plan.block(index))
+        subnet = Subnet(
+            id=str(uuid.uuid4()),
+            network_id=network.id,
+            project_id=project_id,
+            name=f"{network.name}-{index}",
+            cidr=cidr,
+            gateway_ip=pool.gateway(cidr),
+            pool_block=index,
+            capacity=self.plan.capacity,
+            used=0,
+            cursor=pool.first_offset() - 1,
+        )
+        try:
+            with session.begin_nested():
+                session.add(subnet)
+        except IntegrityError:
+            return None
+        return subnet.id
+
+    @staticmethod
+    def attach(session: Session, port_ids: Iterable[str], device_id: str) -> None:
+        """Give ports to a device made after them (a server's id is known only once it exists)."""
+        ids = list(port_ids)
+        if ids:
+            session.execute(
+                update(Port)
+                .where(Port.id.in_(ids))
+                .values(device_id=device_id, device_owner=COMPUTE_OWNER)
+                .execution_options(synchronize_session=False)
+            )
+
+    def release(self, session: Session, device_ids: Iterable[str]) -> None:
+        """Free the ports (and addresses) of these devices."""
+        ids = list(device_ids)
+        if not ids:
+            return
+        port_ids = select(Port.id).where(Port.device_id.in_(ids)).scalar_subquery()
+        held = session.execute(
+            select(IPAllocation.subnet_id, func.count())
+            .where(IPAllocation.port_id.in_(port_ids))
+            .group_by(IPAllocation.subnet_id)
+        ).all()
+        for subnet_id, count in held:
+            session.execute(
+                update(Subnet)
+                .where(Subnet.id == subnet_id)
+                .values(used=Subnet.used - count)
+                .execution_options(synchronize_session=False)
+            )
+        session.query(IPAllocation).filter(IPAllocation.port_id.in_(port_ids)).delete(
+            synchronize_session=False
+        )
+        session.query(Port).filter(Port.device_id.in_(ids)).delete(synchronize_session=False)
+
+    def interfaces(self, session: Session, device_ids: Iterable[str]) -> dict[str, list[Interface]]:
+        """Each device's interfaces, in the order they were made."""
+        ids = list(device_ids)
+        result: dict[str, list[Interface]] = {i: [] for i in ids}
+        if not ids:
+            return result
+        rows = session.execute(
+            select(
+                Port.device_id,
+                Port.id,
+                Port.network_id,
+                Network.name,
+                IPAllocation.ip_address,
+                Port.mac_address,
+                Subnet.cidr,
+                Subnet.gateway_ip,
+            )
+            .join(Network, Network.id == Port.network_id)
+            .join(IPAllocation, IPAllocation.port_id == Port.id)
+            .join(Subnet, Subnet.id == IPAllocation.subnet_id)
+            .where(Port.device_id.in_(ids))
+            .order_by(Port.created_at, Port.id)
+        )
+        for device_id, *fields in rows:
+            result[device_id].append(Interface(*fields))
+        return result
+
+    @staticmethod
+    def devices_with_address(pattern: str) -> Select:
+        """Ids of the devices holding an address that matches a regular expression."""
+        return (
+            select(Port.device_id)
+            .join(IPAllocation, IPAllocation.port_id == Port.id)
+            .where(IPAllocation.ip_address.regexp_match(pattern))
+        )

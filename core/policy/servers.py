@@ -1,0 +1,229 @@
+"""Compute (Nova v2.1) rules for servers and what hangs off them: actions, metadata,
+tags, addresses, instance actions. Named and defaulted as Nova's (secure RBAC)
+so that an operator's Nova policy file keeps its meaning.
+
+Targets are flat: `project_id` and `user_id` are the server's (for a list or a
+create, the caller's project).
+"""
+
+from oslo_policy import policy
+
+ADMIN = "rule:admin_required"
+PROJECT_READER_OR_ADMIN = f"{ADMIN} or rule:project_reader"
+PROJECT_MEMBER_OR_ADMIN = f"{ADMIN} or rule:project_member"
+
+SERVERS = "/servers"
+SERVER = "/servers/{server_id}"
+ACTION = f"{SERVER}/action"
+
+
+def _rule(
+    name: str, check: str, description: str, method: str, path: str
+) -> policy.DocumentedRuleDefault:
+    return policy.DocumentedRuleDefault(
+        name=f"os_compute_api:{name}",
+        check_str=check,
+        description=description,
+        operations=[{"method": method, "path": path}],
+    )
+
+
+RULES = [
+    _rule("servers:index", PROJECT_READER_OR_ADMIN, "List servers.", "GET", SERVERS),
+    _rule("servers:detail", PROJECT_READER_OR_ADMIN, "List servers in detail.", "GET", SERVERS),
+    _rule(
+        "servers:index:get_all_tenants",
+        ADMIN,
+        "List the servers of every project (all_tenants).",
+        "GET",
+        SERVERS,
+    ),
+    _rule(
+        "servers:detail:get_all_tenants",
+        ADMIN,
+        "List the servers of every project in detail (all_tenants).",
+        "GET",
+        f"{SERVERS}/detail",
+    ),
+    _rule(
+        "servers:allow_all_filters",
+        ADMIN,
+        "Filter server lists by any attribute (host, availability zone, user...).",
+        "GET",
+        SERVERS,
+    ),
+    _rule("servers:show", PROJECT_READER_OR_ADMIN, "Show a server.", "GET", SERVER),
+    _rule(
+        "servers:show:host_status",
+        ADMIN,
+        "See the state of a server's compute node (host_status, 2.16).",
+        "GET",
+        SERVER,
+    ),
+    _rule("servers:create", PROJECT_MEMBER_OR_ADMIN, "Create servers.", "POST", SERVERS),
+    _rule(
+        "servers:create:forced_host",
+        ADMIN,
+        "Choose a server's compute node (availability_zone 'zone:host').",
+        "POST",
+        SERVERS,
+    ),
+    _rule(
+        "servers:create:requested_destination",
+        ADMIN,
+        "Choose a server's compute node (host, hypervisor_hostname at 2.74).",
+        "POST",
+        SERVERS,
+    ),
+    _rule("servers:update", PROJECT_MEMBER_OR_ADMIN, "Update a server.", "PUT", SERVER),
+    _rule("servers:delete", PROJECT_MEMBER_OR_ADMIN, "Delete a server.", "DELETE", SERVER),
+    _rule("servers:start", PROJECT_MEMBER_OR_ADMIN, "Start a server (os-start).", "POST", ACTION),
+    _rule("servers:stop", PROJECT_MEMBER_OR_ADMIN, "Stop a server (os-stop).", "POST", ACTION),
+    _rule("servers:reboot", PROJECT_MEMBER_OR_ADMIN, "Reboot a server.", "POST", ACTION),
+    _rule(
+        "os-extended-server-attributes",
+        ADMIN,
+        "See a server's OS-EXT-SRV-ATTR attributes (host, instance name, user data...).",
+        "GET",
+        SERVER,
+    ),
+    _rule("os-lock-server:lock", PROJECT_MEMBER_OR_ADMIN, "Lock a server.", "POST", ACTION),
+    _rule("os-lock-server:unlock", PROJECT_MEMBER_OR_ADMIN, "Unlock a server.", "POST", ACTION),
+    _rule(
+        "os-lock-server:unlock:unlock_override",
+        ADMIN,
+        "Unlock a server that an administrator locked.",
+        "POST",
+        ACTION,
+    ),
+    _rule(
+        "os-deferred-delete:force",
+        PROJECT_MEMBER_OR_ADMIN,
+        "Delete a server at once (forceDelete).",
+        "POST",
+        ACTION,
+    ),
+    _rule(
+        "os-console-output",
+        PROJECT_MEMBER_OR_ADMIN,
+        "Read a server's console output.",
+        "POST",
+        ACTION,
+    ),
+    _rule(
+        "server-metadata:index",
+        PROJECT_READER_OR_ADMIN,
+        "List a server's metadata.",
+        "GET",
+        f"{SERVER}/metadata",
+    ),
+    _rule(
+        "server-metadata:show",
+        PROJECT_READER_OR_ADMIN,
+        "Show one metadata item.",
+        "GET",
+        f"{SERVER}/metadata/{{key}}",
+    ),
+    _rule(
+        "server-metadata:create",
+        PROJECT_MEMBER_OR_ADMIN,
+        "Add or change metadata items.",
+        "POST",
+        f"{SERVER}/metadata",
+    ),
+    _rule(
+        "server-metadata:update_all",
+        PROJECT_MEMBER_OR_ADMIN,
+        "Replace all metadata.",
+        "PUT",
+        f"{SERVER}/metadata",
+    ),
+    _rule(
+        "server-metadata:update",
+        PROJECT_MEMBER_OR_ADMIN,
+        "Set one metadata item.",
+        "PUT",
+        f"{SERVER}/metadata/{{key}}",
+    ),
+    _rule(
+        "server-metadata:delete",
+        PROJECT_MEMBER_OR_ADMIN,
+        "Delete one metadata item.",
+        "DELETE",
+        f"{SERVER}/metadata/{{key}}",
+    ),
+    _rule("os-server-tags:index", PROJECT_READER_OR_ADMIN, "List tags.", "GET", f"{SERVER}/tags"),
+    _rule(
+        "os-server-tags:show",
+        PROJECT_READER_OR_ADMIN,
+        "Check for a tag.",
+        "GET",
+        f"{SERVER}/tags/{{tag}}",
+    ),
+    _rule(
+        "os-server-tags:update",
+        PROJECT_MEMBER_OR_ADMIN,
+        "Add a tag.",
+        "PUT",
+        f"{SERVER}/tags/{{tag}}",
+    ),
+    _rule(
+        "os-server-tags:update_all",
+        PROJECT_MEMBER_OR_ADMIN,
+        "Replace all tags.",
+        "PUT",
+        f"{SERVER}/tags",
+    ),
+    _rule(
+        "os-server-tags:delete",
+        PROJECT_MEMBER_OR_ADMIN,
+        "Remove a tag.",
+        "DELETE",
+        f"{SERVER}/tags/{{tag}}",
+    ),
+    _rule(
+        "os-server-tags:delete_all",
+        PROJECT_MEMBER_OR_ADMIN,
+        "Remove all tags.",
+        "DELETE",
+        f"{SERVER}/tags",
+    ),
+    _rule(
+        "ips:index", PROJECT_READER_OR_ADMIN, "List a server's addresses.", "GET", f"{SERVER}/ips"
+    ),
+    _rule(
+        "ips:show",
+        PROJECT_READER_OR_ADMIN,
+        "List a server's addresses on one network.",
+        "GET",
+        f"{SERVER}/ips/{{network_label}}",
+    ),
+    _rule(
+        "os-instance-actions:list",
+        PROJECT_READER_OR_ADMIN,
+        "List a server's actions.",
+        "GET",
+        f"{SERVER}/os-instance-actions",
+    ),
+    _rule(
+        "os-instance-actions:show",
+        PROJECT_READER_OR_ADMIN,
+        "Show one action.",
+        "GET",
+        f"{SERVER}/os-instance-actions/{{request_id}}",
+    ),
+    _rule(
+        "os-instance-actions:events",
+        ADMIN,
+        "See an action's events before 2.51 (later everyone sees them).",
+        "GET",
+        f"{SERVER}/os-instance-actions/{{request_id}}",
+    ),
+    _rule(
+        "os-instance-actions:events:details",
+        ADMIN,
+        "See an event's host and traceback.",
+        "GET",
+        f"{SERVER}/os-instance-actions/{{request_id}}",
+    ),
+]
