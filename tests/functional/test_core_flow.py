@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from ciaostack.core import quota
 from ciaostack.core.controller import operations, states
-from ciaostack.core.db.models import Instance, Outbox
+from ciaostack.core.db.models import ComputeNode, Instance, Outbox
 from ciaostack.core.db.session import Database
 from ciaostack.core.ssntp import frames as F
 from ciaostack.core.ssntp import payloads as P
@@ -30,7 +30,15 @@ from tests.support.core import Process, core_env, free_port, prepare, wait_until
 class ScriptedAgent:
     """An SSNTP agent in a background thread that answers commands as told."""
 
-    def __init__(self, home: Path, port: int, mem_mb: int = 8192, fail: set[str] | None = None):
+    def __init__(
+        self,
+        home: Path,
+        port: int,
+        mem_mb: int = 8192,
+        fail: set[str] | None = None,
+        silent: set[str] | None = None,
+    ):
+        self.silent = silent or set()
         self.uuid = uuid.uuid4()
         self.port = port
         self.pki = home / "pki"
@@ -105,6 +113,8 @@ class ScriptedAgent:
     async def handle(self, conn: Any, frame: F.Frame, message: Any) -> None:
         self.received.append(frame.name)
         if frame.operand == F.Command.START:
+            if message.name in self.silent:
+                return  # a START lost on the way: the controller must not wait forever
             if message.name in self.fail:
                 await conn.send(
                     P.frame(
@@ -280,3 +290,72 @@ def test_node_disconnect_marks_instances_and_stray_is_deleted(core: dict[str, An
         wait_until(lambda: state(db, iid)[0] == states.DELETED)
     finally:
         back.stop()
+
+
+def test_build_that_never_reports_times_out(tmp_path: Path, database_url_factory) -> None:  # noqa: ANN001
+    port = free_port()
+    url = database_url_factory()
+    env = core_env(
+        tmp_path,
+        url,
+        port,
+        CIAOSTACK_CONTROLLER__BUILD_TIMEOUT="3",
+        CIAOSTACK_CONTROLLER__RESEND_AFTER="1",
+    )
+    prepare(env)
+    procs = [
+        Process("scheduler", ["scheduler"], env, tmp_path).start(),
+        Process("controller", ["controller"], env, tmp_path).start(),
+    ]
+    db = Database(url)
+    agent = ScriptedAgent(tmp_path, port, silent={"lost"}).start()
+    try:
+        wait_until(lambda: agent.client.connected.is_set())
+        [iid] = create(db, "lost")
+        wait_until(lambda: state(db, iid)[0] == states.ERROR, timeout=30, what="timeout ERROR")
+        with db.session(readonly=True) as s:
+            row = s.get(Instance, iid)
+            assert row.fault["message"] == "Build timed out."
+            assert quota.usage(s, "p1")["instances"] == 0
+        # It was asked again (START is idempotent) before giving up.
+        assert agent.received.count("COMMAND/START") >= 2
+    finally:
+        agent.stop()
+        for proc in procs:
+            proc.stop()
+        db.dispose()
+
+
+def test_two_controllers_share_the_work_and_a_late_one_learns_the_nodes(
+    core: dict[str, Any],
+) -> None:
+    db = core["db"]
+    agents = [ScriptedAgent(core["home"], core["port"]).start() for _ in range(2)]
+    second = Process("controller2", ["controller"], core["env"], core["home"]).start()
+    try:
+        ids = create(db, "vm", count=60, mem_mb=64)
+        wait_until(
+            lambda: all(state(db, i) == (states.ACTIVE, None) for i in ids),
+            timeout=60,
+            what="all ACTIVE with two controllers",
+        )
+        # Each instance runs once, on one node.
+        placed = [i for a in agents for i in a.running]
+        assert sorted(placed) == sorted(ids)
+        assert all(a.received.count("COMMAND/START") == len(a.running) for a in agents)
+        # A controller that connects after the nodes is told they are there.
+        with db.session() as s:
+            s.execute(update(ComputeNode).values(connected=False))
+        late = Process("controller3", ["controller"], core["env"], core["home"]).start()
+
+        def nodes_known() -> int:
+            with db.session(readonly=True) as s:
+                return len(s.scalars(select(ComputeNode).where(ComputeNode.connected)).all())
+
+        wait_until(lambda: nodes_known() == 2, what="late controller learns the nodes")
+        late.stop()
+    finally:
+        second.stop()
+        for a in agents:
+            a.stop()
+    assert "Traceback" not in second.text()
