@@ -20,7 +20,9 @@ class APIServer(BaseApplication):
             "control_socket_disable": True,
             "accesslog": None,  # ciaostack logs one structured line per request itself
             "loglevel": conf.get("log", "level").lower(),
-            "keepalive": 5,
+            # Longer than any client poll interval (the CLI's --wait polls every few
+            # seconds): a connection closed just as a client reuses it fails the request.
+            "keepalive": 75,
             "timeout": 120,
             "proc_name": "ciaostack-api",
             **(overrides or {}),

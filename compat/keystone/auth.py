@@ -136,6 +136,7 @@ def token_body(ctx: AuthContext, catalog: list[dict[str, Any]] | None) -> dict[s
     if ctx.app_cred_id:
         token["application_credential"] = {
             "id": ctx.app_cred_id,
+            "name": ctx.app_cred_name,
             "restricted": not ctx.app_cred_unrestricted,
         }
     return {"token": token}

@@ -6,9 +6,9 @@ from typing import Any
 
 import falcon
 
+from ciaostack.compat.common import authorize as authorize
+from ciaostack.compat.common import caller as caller
 from ciaostack.core import errors
-from ciaostack.core.identity.context import AuthContext
-from ciaostack.core.runtime import Runtime
 from ciaostack.core.validation import validate
 
 
@@ -22,21 +22,6 @@ def read_body(req: falcon.Request, schema: dict[str, Any]) -> dict[str, Any]:
         raise errors.BadRequest("The request body is not valid JSON.") from exc
     validate(schema, body)
     return body
-
-
-def caller(req: falcon.Request) -> AuthContext:
-    auth: AuthContext | None = req.context.auth
-    if auth is None:
-        raise errors.Unauthorized("The request you have made requires authentication.")
-    return auth
-
-
-def authorize(
-    req: falcon.Request, rt: Runtime, rule: str, target: dict[str, Any] | None = None
-) -> AuthContext:
-    auth = caller(req)
-    rt.policy.authorize(rule, target or {}, auth.creds())
-    return auth
 
 
 def query_bool(req: falcon.Request, name: str) -> bool | None:

@@ -13,11 +13,12 @@ from urllib.parse import urlencode
 import falcon
 from sqlalchemy import select
 
+from ciaostack.compat.common import authorize as authorize
+from ciaostack.compat.common import caller as caller
 from ciaostack.compat.microversion import Version
 from ciaostack.compat.nova.views import base_url
 from ciaostack.core import errors
 from ciaostack.core.db.models import Project
-from ciaostack.core.identity.context import AuthContext
 from ciaostack.core.runtime import Runtime
 from ciaostack.core.validation import validate
 
@@ -28,22 +29,6 @@ BOOLEAN_FALSE = ("0", "f", "false", "off", "n", "no")
 
 def microversion(req: falcon.Request) -> Version:
     return req.context.microversion
-
-
-def caller(req: falcon.Request) -> AuthContext:
-    auth: AuthContext | None = req.context.auth
-    if auth is None:
-        raise errors.Unauthorized("The request you have made requires authentication.")
-    return auth
-
-
-def authorize(
-    req: falcon.Request, rt: Runtime, rule: str, target: dict[str, Any] | None = None
-) -> AuthContext:
-    """403 unless policy allows `rule` (Nova's rule names, e.g. os_compute_api:limits)."""
-    auth = caller(req)
-    rt.policy.authorize(rule, target or {}, auth.creds())
-    return auth
 
 
 def allowed(

@@ -331,6 +331,7 @@ class Identity:
                 issued_at=payload.issued_at,
                 expires_at=payload.expires_at,
                 app_cred_id=payload.app_cred_id,
+                app_cred_name=app_cred.name if app_cred else None,
                 app_cred_unrestricted=bool(app_cred and app_cred.unrestricted),
                 **fields,
             )

@@ -26,6 +26,7 @@ class AuthContext:
     issued_at: dt.datetime | None = None
     expires_at: dt.datetime | None = None
     app_cred_id: str | None = None
+    app_cred_name: str | None = None
     app_cred_unrestricted: bool = False
 
     @property

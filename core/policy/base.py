@@ -4,6 +4,9 @@ A cloud administrator is anyone holding the `admin` role; `member` and
 `reader` act within the project their token is scoped to.
 """
 
+import functools
+from collections.abc import Callable
+
 from oslo_policy import policy
 
 ADMIN = "role:admin"
@@ -27,3 +30,20 @@ RULES = [
         "A reader of the resource's project.",
     ),
 ]
+
+
+def documented(
+    prefix: str, name: str, check: str, description: str, method: str, path: str
+) -> policy.DocumentedRuleDefault:
+    """A rule with the API operation it guards, named `<prefix><name>`."""
+    return policy.DocumentedRuleDefault(
+        name=f"{prefix}{name}",
+        check_str=check,
+        description=description,
+        operations=[{"method": method, "path": path}],
+    )
+
+
+def rule_maker(prefix: str) -> Callable[..., policy.DocumentedRuleDefault]:
+    """`_rule(name, check, description, method, path)` for one service's rule names."""
+    return functools.partial(documented, prefix)

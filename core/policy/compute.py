@@ -7,7 +7,7 @@ Targets are flat: `project_id` is the project acted on, `user_id` the owner of
 a key pair.
 """
 
-from oslo_policy import policy
+from ciaostack.core.policy import base
 
 ADMIN = "rule:admin_required"
 ANY = ""
@@ -16,15 +16,7 @@ PROJECT_MEMBER_OR_ADMIN = f"{ADMIN} or rule:project_member"
 ADMIN_OR_KEY_OWNER = f"({ADMIN}) or user_id:%(user_id)s"
 
 
-def _rule(
-    name: str, check: str, description: str, method: str, path: str
-) -> policy.DocumentedRuleDefault:
-    return policy.DocumentedRuleDefault(
-        name=f"os_compute_api:{name}",
-        check_str=check,
-        description=description,
-        operations=[{"method": method, "path": path}],
-    )
+_rule = base.rule_maker("os_compute_api:")
 
 
 FLAVOR = "/flavors/{flavor_id}"

@@ -6,20 +6,14 @@ acted on, so `user_id:%(user_id)s` reads "the caller is the target user".
 
 from oslo_policy import policy
 
+from ciaostack.core.policy import base
+
 ADMIN = "rule:admin_required"
 ANYONE = ""
 OWNER = "rule:admin_required or user_id:%(user_id)s"
 
 
-def _rule(
-    name: str, check: str, description: str, method: str, path: str
-) -> policy.DocumentedRuleDefault:
-    return policy.DocumentedRuleDefault(
-        name=f"identity:{name}",
-        check_str=check,
-        description=description,
-        operations=[{"method": method, "path": path}],
-    )
+_rule = base.rule_maker("identity:")
 
 
 def _crud(

@@ -7,7 +7,7 @@ sees a shared image as a member (None otherwise). Images another project may
 not see are hidden before policy runs (404), as Glance's database layer does.
 """
 
-from oslo_policy import policy
+from ciaostack.core.policy import base
 
 ADMIN = "rule:admin_required"
 PROJECT_MEMBER = "role:member and project_id:%(project_id)s"
@@ -26,15 +26,7 @@ DOWNLOAD_IMAGE = (
 READ_MEMBERS = f"{ADMIN} or (role:reader and (project_id:%(project_id)s or {IMAGE_MEMBER}))"
 
 
-def _rule(
-    name: str, check: str, description: str, method: str, path: str
-) -> policy.DocumentedRuleDefault:
-    return policy.DocumentedRuleDefault(
-        name=name,
-        check_str=check,
-        description=description,
-        operations=[{"method": method, "path": path}],
-    )
+_rule = base.rule_maker("")
 
 
 IMAGE = "/v2/images/{image_id}"

@@ -6,7 +6,7 @@ Targets are flat: `project_id` and `user_id` are the server's (for a list or a
 create, the caller's project).
 """
 
-from oslo_policy import policy
+from ciaostack.core.policy import base
 
 ADMIN = "rule:admin_required"
 PROJECT_READER_OR_ADMIN = f"{ADMIN} or rule:project_reader"
@@ -17,15 +17,7 @@ SERVER = "/servers/{server_id}"
 ACTION = f"{SERVER}/action"
 
 
-def _rule(
-    name: str, check: str, description: str, method: str, path: str
-) -> policy.DocumentedRuleDefault:
-    return policy.DocumentedRuleDefault(
-        name=f"os_compute_api:{name}",
-        check_str=check,
-        description=description,
-        operations=[{"method": method, "path": path}],
-    )
+_rule = base.rule_maker("os_compute_api:")
 
 
 RULES = [

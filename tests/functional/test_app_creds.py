@@ -84,8 +84,11 @@ def test_full_cycle(cloud: Cloud, admin: str) -> None:
     assert body["methods"] == ["application_credential"]
     assert body["project"]["id"] == member.project_id
     assert body["user"]["id"] == member.user_id
-    assert body["application_credential"]["id"] == cred["id"]
-    assert body["application_credential"]["restricted"] is True
+    assert body["application_credential"] == {
+        "id": cred["id"],
+        "name": cred["name"],
+        "restricted": True,
+    }
     assert {r["name"] for r in body["roles"]} == {"member", "reader"}
     assert body["catalog"]
 
