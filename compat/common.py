@@ -13,6 +13,7 @@ import falcon
 from ciaostack.core import errors
 from ciaostack.core.identity.context import AuthContext
 from ciaostack.core.runtime import Runtime
+from ciaostack.core.validation import validate
 
 
 def caller(req: falcon.Request) -> AuthContext:
@@ -29,3 +30,19 @@ def authorize(
     auth = caller(req)
     rt.policy.authorize(rule, target or {}, auth.creds())
     return auth
+
+
+def read_body(
+    req: falcon.Request,
+    schema: dict[str, Any],
+    malformed: str = "The request body is not valid JSON.",
+) -> dict[str, Any]:
+    """The JSON body, checked against `schema`; BadRequest (in the API's format) otherwise."""
+    try:
+        body = req.get_media()
+    except falcon.MediaNotFoundError as exc:
+        raise errors.BadRequest("The request body is missing.") from exc
+    except falcon.MediaMalformedError as exc:
+        raise errors.BadRequest(malformed) from exc
+    validate(schema, body)
+    return body

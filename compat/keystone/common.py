@@ -2,26 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import falcon
 
 from ciaostack.compat.common import authorize as authorize
 from ciaostack.compat.common import caller as caller
-from ciaostack.core import errors
-from ciaostack.core.validation import validate
-
-
-def read_body(req: falcon.Request, schema: dict[str, Any]) -> dict[str, Any]:
-    """The JSON body, checked against `schema`; 400 in Keystone's format otherwise."""
-    try:
-        body = req.get_media()
-    except falcon.MediaNotFoundError as exc:
-        raise errors.BadRequest("The request body is missing.") from exc
-    except falcon.MediaMalformedError as exc:
-        raise errors.BadRequest("The request body is not valid JSON.") from exc
-    validate(schema, body)
-    return body
+from ciaostack.compat.common import read_body as read_body
 
 
 def query_bool(req: falcon.Request, name: str) -> bool | None:

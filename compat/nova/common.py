@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 import falcon
 from sqlalchemy import select
 
+from ciaostack.compat import common
 from ciaostack.compat.common import authorize as authorize
 from ciaostack.compat.common import caller as caller
 from ciaostack.compat.microversion import Version
@@ -20,7 +21,6 @@ from ciaostack.compat.nova.views import base_url
 from ciaostack.core import errors
 from ciaostack.core.db.models import Project
 from ciaostack.core.runtime import Runtime
-from ciaostack.core.validation import validate
 
 MAX_LIMIT = 1000  # Nova's [api] max_limit: the largest page, and the page without ?limit
 BOOLEAN_TRUE = ("1", "t", "true", "on", "y", "yes")
@@ -45,14 +45,7 @@ def is_admin(req: falcon.Request, rt: Runtime) -> bool:
 
 def read_body(req: falcon.Request, schema: dict[str, Any]) -> dict[str, Any]:
     """The JSON body, checked against `schema`; 400 in Nova's format otherwise."""
-    try:
-        body = req.get_media()
-    except falcon.MediaNotFoundError as exc:
-        raise errors.BadRequest("The request body is missing.") from exc
-    except falcon.MediaMalformedError as exc:
-        raise errors.BadRequest("Malformed request body") from exc
-    validate(schema, body)
-    return body
+    return common.read_body(req, schema, malformed="Malformed request body")
 
 
 def query(req: falcon.Request, name: str) -> str | None:

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from ciaostack.core import errors
 from ciaostack.core.db.models import Endpoint, Region, Service, new_id
+from ciaostack.core.identity.lookup import found
 
 INTERFACES = ("public", "internal", "admin")
 
@@ -31,10 +32,7 @@ INTERFACES = ("public", "internal", "admin")
 
 
 def get_region(session: Session, region_id: str) -> Region:
-    region = session.get(Region, region_id)
-    if region is None:
-        raise errors.NotFound(f"Could not find region: {region_id}.")
-    return region
+    return found(session.get(Region, region_id), "region", region_id)
 
 
 def list_regions(session: Session, parent_region_id: str | None = None) -> list[Region]:
@@ -120,10 +118,7 @@ def delete_region(session: Session, region_id: str) -> None:
 
 
 def get_service(session: Session, service_id: str) -> Service:
-    service = session.get(Service, service_id)
-    if service is None:
-        raise errors.NotFound(f"Could not find service: {service_id}.")
-    return service
+    return found(session.get(Service, service_id), "service", service_id)
 
 
 def list_services(
@@ -179,10 +174,7 @@ def delete_service(session: Session, service_id: str) -> None:
 
 
 def get_endpoint(session: Session, endpoint_id: str) -> Endpoint:
-    endpoint = session.get(Endpoint, endpoint_id)
-    if endpoint is None:
-        raise errors.NotFound(f"Could not find endpoint: {endpoint_id}.")
-    return endpoint
+    return found(session.get(Endpoint, endpoint_id), "endpoint", endpoint_id)
 
 
 def list_endpoints(

@@ -41,6 +41,7 @@ from ciaostack.core.db.models import (
 from ciaostack.core.db.session import Database
 from ciaostack.core.identity import assignments, passwords
 from ciaostack.core.identity.bootstrap import DEFAULT_DOMAIN_ID
+from ciaostack.core.identity.lookup import found
 from ciaostack.core.identity.revocation import Revocations
 
 # Keystone's default max_project_tree_depth: levels of projects below the domain.
@@ -83,10 +84,7 @@ def _flush(session: Session, conflict: str) -> None:
 
 
 def get_domain(session: Session, domain_id: str) -> Domain:
-    domain = session.get(Domain, domain_id)
-    if domain is None:
-        raise errors.NotFound(f"Could not find domain: {domain_id}.")
-    return domain
+    return found(session.get(Domain, domain_id), "domain", domain_id)
 
 
 def list_domains(
@@ -194,10 +192,7 @@ def delete_domain(session: Session, revocations: Revocations, domain_id: str) ->
 
 
 def get_project(session: Session, project_id: str) -> Project:
-    project = session.get(Project, project_id)
-    if project is None:
-        raise errors.NotFound(f"Could not find project: {project_id}.")
-    return project
+    return found(session.get(Project, project_id), "project", project_id)
 
 
 def _matches_tags(
@@ -464,10 +459,7 @@ def remove_project_tag(session: Session, project_id: str, tag: str) -> Project:
 
 
 def get_user(session: Session, user_id: str) -> User:
-    user = session.get(User, user_id)
-    if user is None:
-        raise errors.NotFound(f"Could not find user: {user_id}.")
-    return user
+    return found(session.get(User, user_id), "user", user_id)
 
 
 def list_users(

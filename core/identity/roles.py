@@ -34,6 +34,7 @@ from ciaostack.core.db.models import (
 )
 from ciaostack.core.identity import assignments
 from ciaostack.core.identity.assignments import DOMAIN, PROJECT
+from ciaostack.core.identity.lookup import found
 from ciaostack.core.identity.revocation import Revocations
 
 # Roles no inference rule may imply, as Keystone's default: holding `admin`
@@ -53,10 +54,7 @@ def public_domain_id(role: Role) -> str | None:
 
 
 def get_role(session: Session, role_id: str) -> Role:
-    role = session.get(Role, role_id)
-    if role is None:
-        raise errors.NotFound(f"Could not find role: {role_id}.")
-    return role
+    return found(session.get(Role, role_id), "role", role_id)
 
 
 def list_roles(
@@ -70,10 +68,7 @@ def list_roles(
 
 
 def _require_domain(session: Session, domain_id: str) -> Domain:
-    domain = session.get(Domain, domain_id)
-    if domain is None:
-        raise errors.NotFound(f"Could not find domain: {domain_id}.")
-    return domain
+    return found(session.get(Domain, domain_id), "domain", domain_id)
 
 
 def _name_taken(session: Session, name: str, domain_id: str, other_than: str | None) -> bool:

@@ -137,8 +137,7 @@ def test_user_lifecycle_with_application_credential(
         "user",
         "create",
         user_name,
-        "--password",
-        password,
+        f"--password={password}",  # a password may start with "-"
         "--project",
         project_name,
     )
