@@ -19,11 +19,15 @@ import contextlib
 import datetime as dt
 import logging
 import os
+import random
 import socket
+import time
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, or_, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from ciaostack.core.controller import reports, states
@@ -58,6 +62,32 @@ NODE_STATUS = {
 }
 BATCH = 500
 LEASE = dt.timedelta(seconds=10)
+
+
+# SQLSTATEs of a transaction that lost a lock race with another controller
+# (deadlock, serialization failure): the work is simply done again.
+_RACES = {"40P01", "40001"}
+_TRIES = 4
+T = TypeVar("T")
+
+
+def _lost_race(exc: DBAPIError) -> bool:
+    state = getattr(exc.orig, "sqlstate", None)
+    return state in _RACES or "database is locked" in str(exc.orig)
+
+
+def retrying(work: Callable[..., T], *args: Any) -> T:
+    """Run one unit of work, again when it lost a lock race to another controller:
+    several controllers apply the same reports, each in its own transaction."""
+    for attempt in range(1, _TRIES + 1):
+        try:
+            return work(*args)
+        except DBAPIError as exc:
+            if attempt == _TRIES or not _lost_race(exc):
+                raise
+            LOG.info("%s lost a lock race (attempt %d); retrying", work.__name__, attempt)
+            time.sleep(random.uniform(0.01, 0.05) * attempt)
+    raise AssertionError("unreachable")
 
 
 class Controller:
@@ -124,7 +154,7 @@ class Controller:
             if not self.client.connected.is_set():
                 continue
             try:
-                rows = await asyncio.to_thread(self._claim, BATCH)
+                rows = await asyncio.to_thread(retrying, self._claim, BATCH)
             except Exception:
                 LOG.exception("claiming outbox rows failed")
                 continue
@@ -142,7 +172,7 @@ class Controller:
                     "scheduler connection lost with %d commands unsent", len(rows) - len(sent)
                 )
             if sent:
-                await asyncio.to_thread(self._done, sent, instances)
+                await asyncio.to_thread(retrying, self._done, sent, instances)
             if len(rows) == BATCH:
                 self.wake.set()
 
@@ -196,7 +226,7 @@ class Controller:
             while len(batch) < BATCH and not self.reports.empty():
                 batch.append(self.reports.get_nowait())
             try:
-                strays, wake = await asyncio.to_thread(self._apply, batch)
+                strays, wake = await asyncio.to_thread(retrying, self._apply, batch)
             except Exception:
                 LOG.exception("applying %d reports failed", len(batch))
                 continue
@@ -253,7 +283,7 @@ class Controller:
         while True:
             await asyncio.sleep(self.reconcile_interval)
             try:
-                if await asyncio.to_thread(self.reconcile):
+                if await asyncio.to_thread(retrying, self.reconcile):
                     self.wake.set()
             except Exception:
                 LOG.exception("reconciliation failed")
