@@ -10,10 +10,10 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import signal
 import socket
 from pathlib import Path
 
+from ciaostack.cli.services import wait_for_signal
 from ciaostack.core import config
 from ciaostack.core.config import Config
 from ciaostack.core.logsetup import setup_logging
@@ -93,12 +93,7 @@ async def _serve(conf: Config, args: argparse.Namespace) -> int:
         count,
     )
     running = asyncio.create_task(_run_all(launchers, host, port, context))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-    stopping = asyncio.create_task(stop.wait())
+    stopping = asyncio.create_task(wait_for_signal())
     await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
     stopping.cancel()
     await asyncio.gather(*(each.close() for each in launchers), return_exceptions=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import signal
 from pathlib import Path
@@ -92,16 +91,16 @@ async def _serve_scheduler(conf: Config) -> None:
     scheduler.attach(server)
     port = await server.start(conf.get("ssntp", "host"), conf.get("ssntp", "port"))
     LOG.info("scheduler %s listening on %s:%d", scheduler.uuid, conf.get("ssntp", "host"), port)
-    await _wait_for_signal()
+    await wait_for_signal()
     await server.close()
 
 
-async def _wait_for_signal() -> None:
+async def wait_for_signal() -> None:
+    """Returns at SIGINT or SIGTERM: how every long-running command stops cleanly."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, stop.set)
     await stop.wait()
 
 
@@ -126,7 +125,7 @@ async def _serve_controller(conf: Config) -> None:
         poll_interval=conf.get("controller", "poll_interval"),
     )
     runner = asyncio.create_task(controller.run())
-    stopper = asyncio.create_task(_wait_for_signal())
+    stopper = asyncio.create_task(wait_for_signal())
     done, _ = await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
     await controller.stop()
     db.dispose()

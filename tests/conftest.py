@@ -43,7 +43,7 @@ def db_engine(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(scope="session")
 def postgres(tmp_path_factory: pytest.TempPathFactory, db_engine: str) -> Iterator[object]:
     if db_engine != "postgresql":
-        pytest.skip("PostgreSQL tests run with --db postgresql")
+        pytest.fail("this test needs the PostgreSQL pass (--db postgresql)")
     from tests.support.postgres import PostgresServer
 
     with PostgresServer(tmp_path_factory.mktemp("pg")) as server:

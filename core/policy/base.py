@@ -10,7 +10,10 @@ from collections.abc import Callable
 from oslo_policy import policy
 
 ADMIN = "role:admin"
-READER_OR_ADMIN = "rule:admin_required or role:reader"
+# What the service modules build their rules from.
+ADMIN_REQUIRED = "rule:admin_required"
+PROJECT_READER_OR_ADMIN = f"{ADMIN_REQUIRED} or rule:project_reader"
+PROJECT_MEMBER_OR_ADMIN = f"{ADMIN_REQUIRED} or rule:project_member"
 
 RULES = [
     policy.RuleDefault("admin_required", ADMIN, "A cloud administrator."),

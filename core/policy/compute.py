@@ -9,10 +9,10 @@ a key pair.
 
 from ciaostack.core.policy import base
 
-ADMIN = "rule:admin_required"
+ADMIN = base.ADMIN_REQUIRED
 ANY = ""
-PROJECT_READER_OR_ADMIN = f"{ADMIN} or rule:project_reader"
-PROJECT_MEMBER_OR_ADMIN = f"{ADMIN} or rule:project_member"
+PROJECT_READER_OR_ADMIN = base.PROJECT_READER_OR_ADMIN
+PROJECT_MEMBER_OR_ADMIN = base.PROJECT_MEMBER_OR_ADMIN
 ADMIN_OR_KEY_OWNER = f"({ADMIN}) or user_id:%(user_id)s"
 
 

@@ -8,9 +8,9 @@ create, the caller's project).
 
 from ciaostack.core.policy import base
 
-ADMIN = "rule:admin_required"
-PROJECT_READER_OR_ADMIN = f"{ADMIN} or rule:project_reader"
-PROJECT_MEMBER_OR_ADMIN = f"{ADMIN} or rule:project_member"
+ADMIN = base.ADMIN_REQUIRED
+PROJECT_READER_OR_ADMIN = base.PROJECT_READER_OR_ADMIN
+PROJECT_MEMBER_OR_ADMIN = base.PROJECT_MEMBER_OR_ADMIN
 
 SERVERS = "/servers"
 SERVER = "/servers/{server_id}"

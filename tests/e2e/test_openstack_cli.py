@@ -27,8 +27,7 @@ class CLI:
     """Runs `openstack` with a clouds.yaml of its own and nothing from the caller's OS_*."""
 
     def __init__(self, home: Path, cloud: Cloud) -> None:
-        if not OPENSTACK.exists():
-            pytest.skip(f"no openstack executable at {OPENSTACK}")
+        assert OPENSTACK.exists(), f"no openstack executable at {OPENSTACK}"
         self.cloud = cloud
         self.clouds_yaml = home / "clouds.yaml"
         self.clouds: dict[str, dict[str, Any]] = {}
@@ -226,7 +225,8 @@ def test_user_lifecycle_with_application_credential(
 # openstacksdk warns about its own internals (deprecations it plans for itself).
 @pytest.mark.filterwarnings("ignore::PendingDeprecationWarning:openstack")
 def test_openstacksdk(cloud: Cloud, cleanup: list[str]) -> None:
-    openstack = pytest.importorskip("openstack")
+    import openstack
+
     conn = openstack.connect(
         auth_url=f"{cloud.url}/identity",
         username="admin",

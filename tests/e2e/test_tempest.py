@@ -7,11 +7,8 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("tempest", reason="tempest is not installed")
-
-from tests.support.cloud import Cloud  # noqa: E402
-from tests.support.tempest import (  # noqa: E402
-    TEMPEST,
+from tests.support.cloud import Cloud
+from tests.support.tempest import (
     Account,
     Workspace,
     provision_account,
@@ -19,8 +16,6 @@ from tests.support.tempest import (  # noqa: E402
 )
 
 pytestmark = pytest.mark.e2e
-if not TEMPEST.exists():
-    pytest.skip(f"no tempest executable at {TEMPEST}", allow_module_level=True)
 
 MODULES = ("test_tokens", "test_api_discovery", "test_catalog")
 REGEX = r"^tempest\.api\.identity\.v3\.(" + "|".join(MODULES) + r")\."
