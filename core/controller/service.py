@@ -64,9 +64,10 @@ BATCH = 500
 LEASE = dt.timedelta(seconds=10)
 
 
-# SQLSTATEs of a transaction that lost a lock race with another controller
-# (deadlock, serialization failure): the work is simply done again.
-_RACES = {"40P01", "40001"}
+# SQLSTATEs of a transaction that lost a race with another controller (deadlock,
+# serialization failure, or a row such as a new node's that the other inserted
+# first): the work is simply done again, and then sees what the winner wrote.
+_RACES = {"40P01", "40001", "23505"}
 _TRIES = 4
 T = TypeVar("T")
 

@@ -350,3 +350,46 @@ def test_a_controller_that_connects_late_learns_the_nodes(core: dict[str, Any]) 
     finally:
         for a in agents:
             a.stop()
+
+
+def test_two_controllers_at_once_start_each_instance_once(core: dict[str, Any]) -> None:
+    """Both controllers claim outbox rows and apply every report; the datastore keeps
+    them from doing anything twice. A START may legitimately be resent (the resend
+    delay is short here), but it reaches the node already holding the instance."""
+    db = core["db"]
+    agents = [ScriptedAgent(core["home"], core["port"]).start() for _ in range(2)]
+    second = Process("controller2", ["controller"], core["env"], core["home"]).start()
+    try:
+        wait_until(lambda: all(a.client.connected.is_set() for a in agents))
+        ids = create(db, "vm", count=60, mem_mb=64)
+
+        def pending() -> list[tuple[str, str, str | None]]:
+            with db.session(readonly=True) as s:
+                rows = s.scalars(select(Instance).where(Instance.id.in_(ids))).all()
+                return [
+                    (r.id, r.vm_state, r.task_state)
+                    for r in rows
+                    if (r.vm_state, r.task_state) != (states.ACTIVE, None)
+                ]
+
+        try:
+            wait_until(lambda: not pending(), timeout=60, what="all ACTIVE, two controllers")
+        except AssertionError as exc:
+            raise AssertionError(
+                f"{exc}: {pending()[:5]}\n--- controller ---\n{core['controller'].text()[-3000:]}"
+                f"\n--- controller2 ---\n{second.text()[-3000:]}"
+            ) from None
+        running = [set(a.running) for a in agents]
+        assert running[0].isdisjoint(running[1])
+        assert running[0] | running[1] == set(ids)
+        with db.session(readonly=True) as s:
+            assert quota.usage(s, "p1") == {"instances": 60, "cores": 60, "ram": 60 * 64}
+            assert s.scalars(select(Outbox)).all() == []
+            nodes = {r.id: r.node_uuid for r in s.scalars(select(Instance)).all()}
+        for agent, mine in zip(agents, running, strict=True):
+            assert {nodes[i] for i in mine} == {str(agent.uuid)}
+    finally:
+        second.stop()
+        for a in agents:
+            a.stop()
+    assert "Traceback" not in second.text(), second.text()[-4000:]
