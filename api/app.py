@@ -42,7 +42,9 @@ def create_app(conf: Config | None = None):  # noqa: ANN201 - a WSGI callable
     app = falcon.App(middleware=[RequestId(), auth], router=Router())
     app.req_options.strip_url_path_trailing_slash = True
     app.req_options.auto_parse_qs_csv = False
-    app.req_options.media_handlers[falcon.MEDIA_JSON] = BoundedJSONHandler()
+    json_handler = BoundedJSONHandler()
+    app.req_options.media_handlers[falcon.MEDIA_JSON] = json_handler
+    app.resp_options.media_handlers[falcon.MEDIA_JSON] = json_handler
     faults = Faults()
     for exc in (Exception, falcon.HTTPError, errors.CoreError):
         app.add_error_handler(exc, faults.handle)

@@ -5,14 +5,19 @@ json's RecursionError (a body like `[[[[...`) escape as a 500 with a
 traceback. Request bodies of the JSON APIs are small (Keystone and Nova cap
 theirs near 112 KiB), so one larger than MAX_BODY is refused with 413 before
 it is read, and one too deeply nested is malformed JSON: 400.
+
+orjson parses and writes JSON several times faster than the standard library,
+which shows on the busiest calls (a token with its catalog is mostly JSON
+work); it refuses what the standard library would also fail on or should
+(NaN, non-string keys), and nests at most 1024 levels.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import falcon
+import orjson
 from falcon.media import JSONHandler
 
 from ciaostack.core import errors
@@ -21,16 +26,9 @@ from ciaostack.core import errors
 MAX_BODY = 1 << 20
 
 
-def _loads(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except RecursionError as exc:
-        raise ValueError("JSON nested too deeply") from exc
-
-
 class BoundedJSONHandler(JSONHandler):
     def __init__(self) -> None:
-        super().__init__(loads=_loads)
+        super().__init__(dumps=orjson.dumps, loads=orjson.loads)
 
     def deserialize(
         self, stream: falcon.typing.ReadableIO, content_type: str | None, content_length: int | None

@@ -12,7 +12,8 @@ def isotime(value: dt.datetime | None) -> str | None:
     """Keystone's format: microseconds and a Z (Go clients parse it strictly)."""
     if value is None:
         return None
-    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat is a third of strftime's cost, on the token hot path.
+    return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def base_url(req: falcon.Request) -> str:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import threading
 import time
 
+import orjson
 from cryptography.fernet import InvalidToken, MultiFernet
 
 from ciaostack.core import errors
@@ -70,7 +70,7 @@ class TokenCodec:
             payload.domain_id,
             payload.app_cred_id,
         ]
-        raw = json.dumps(body, separators=(",", ":")).encode()
+        raw = orjson.dumps(body)
         # A rotation elsewhere may have promoted a key: pick it up for new tokens.
         return self._current(reload=True).encrypt(raw).decode("ascii")
 
@@ -98,7 +98,7 @@ class TokenCodec:
                 project_id,
                 domain_id,
                 app_cred_id,
-            ) = json.loads(raw)
+            ) = orjson.loads(raw)
         except (ValueError, TypeError) as exc:
             raise errors.Unauthorized("The token is not valid.") from exc
         if version != FORMAT_VERSION:
