@@ -6,14 +6,15 @@ traceback. Request bodies of the JSON APIs are small (Keystone and Nova cap
 theirs near 112 KiB), so one larger than MAX_BODY is refused with 413 before
 it is read, and one too deeply nested is malformed JSON: 400.
 
-orjson parses and writes JSON several times faster than the standard library,
-which shows on the busiest calls (a token with its catalog is mostly JSON
-work); it refuses what the standard library would also fail on or should
-(NaN, non-string keys), and nests at most 1024 levels.
+Responses are written by orjson, several times faster than the standard
+library, which shows on the busiest calls (a token with its catalog is mostly
+JSON work). Requests are read by the standard library: orjson would turn an
+integer beyond 64 bits into a float and lose digits a client sent.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import falcon
@@ -26,9 +27,16 @@ from ciaostack.core import errors
 MAX_BODY = 1 << 20
 
 
+def _loads(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except RecursionError as exc:
+        raise ValueError("JSON nested too deeply") from exc
+
+
 class BoundedJSONHandler(JSONHandler):
     def __init__(self) -> None:
-        super().__init__(dumps=orjson.dumps, loads=orjson.loads)
+        super().__init__(dumps=orjson.dumps, loads=_loads)
 
     def deserialize(
         self, stream: falcon.typing.ReadableIO, content_type: str | None, content_length: int | None
