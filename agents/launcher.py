@@ -20,6 +20,14 @@ instance the node does not have is answered InstanceDeleted: the controller
 wants it gone and it is, so its cleanup converges instead of looping on
 DeleteFailure.
 
+Server actions (pause, suspend, rebuild, resize, snapshot, console output)
+follow the same pattern: a power change answers with STATS in the new state,
+a rebuild or resize with its event, a snapshot uploads the disk over HTTP to
+the image API with the grant the command carries, a console request is
+answered at once with the log's tail (it does not queue behind the instance's
+other operations). A resize, like a START, is checked against the node's
+free capacity in frame order.
+
 Restarts: the state directory (agents/state.py) keeps every instance with its
 START payload and the operation in progress. A restarted launcher reloads it,
 re-attaches through the backend, resumes interrupted creates and deletes, and
@@ -41,6 +49,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ciaostack.agents import upload
 from ciaostack.agents.backends import Backend, BackendError, NodeResources
 from ciaostack.agents.state import InstanceRecord, StateStore, Task, is_safe_id
 from ciaostack.core.ssntp import payloads as P
@@ -64,16 +73,37 @@ POWER_STATES = {
     P.InstanceState.SUSPENDED: 7,
 }
 
-# Reasons carried by Stop/Restart/Delete and Attach/DetachVolume failures.
+# Reasons carried by instance and volume command failures.
 NO_INSTANCE = "no_instance"
 INVALID_DATA = "invalid_data"
+INVALID_STATE = "invalid_state"
+UPLOAD_FAILURE = "upload_failure"
 BACKEND_FAILURE = {
     Error.STOP_FAILURE: "stop_failure",
     Error.RESTART_FAILURE: "restart_failure",
     Error.DELETE_FAILURE: "delete_failure",
     Error.ATTACH_VOLUME_FAILURE: "attach_failure",
     Error.DETACH_VOLUME_FAILURE: "detach_failure",
+    Error.PAUSE_FAILURE: "pause_failure",
+    Error.UNPAUSE_FAILURE: "unpause_failure",
+    Error.SUSPEND_FAILURE: "suspend_failure",
+    Error.RESUME_FAILURE: "resume_failure",
+    Error.REBUILD_FAILURE: "rebuild_failure",
+    Error.RESIZE_FAILURE: "resize_failure",
+    Error.CONFIRM_RESIZE_FAILURE: "confirm_resize_failure",
+    Error.REVERT_RESIZE_FAILURE: "revert_resize_failure",
+    Error.SNAPSHOT_FAILURE: "snapshot_failure",
+    Error.CONSOLE_OUTPUT_FAILURE: "console_failure",
 }
+# Power changes: command -> (its failure, the state it starts from, the state it ends in).
+POWER_CHANGES = {
+    Command.PAUSE: (Error.PAUSE_FAILURE, P.InstanceState.RUNNING, P.InstanceState.PAUSED),
+    Command.UNPAUSE: (Error.UNPAUSE_FAILURE, P.InstanceState.PAUSED, P.InstanceState.RUNNING),
+    Command.SUSPEND: (Error.SUSPEND_FAILURE, P.InstanceState.RUNNING, P.InstanceState.SUSPENDED),
+    Command.RESUME: (Error.RESUME_FAILURE, P.InstanceState.SUSPENDED, P.InstanceState.RUNNING),
+}
+# The most of a console log one answer carries (its tail), as Nova's libvirt driver.
+MAX_CONSOLE_CHARS = 100 * 1024
 
 Job = Callable[[], Awaitable[None]]
 
@@ -177,7 +207,15 @@ class Launcher:
             Command.RESTORE: self._on_restore,
             Command.CONFIGURE: self._on_configure,
             Command.STATS: self._on_stats,
+            Command.REBUILD: self._on_rebuild,
+            Command.RESIZE: functools.partial(self._on_size_change, revert=False),
+            Command.REVERT_RESIZE: functools.partial(self._on_size_change, revert=True),
+            Command.CONFIRM_RESIZE: self._on_confirm_resize,
+            Command.SNAPSHOT: self._on_snapshot,
+            Command.CONSOLE_OUTPUT: self._on_console_output,
         }
+        for command in POWER_CHANGES:
+            self._commands[command] = functools.partial(self._on_power, command)
 
     @property
     def uuid(self) -> uuid.UUID:
@@ -436,6 +474,74 @@ class Launcher:
     async def _on_detach(self, message: P.VolumeCommand) -> None:
         self.jobs.submit(message.instance_uuid, functools.partial(self._detach, message))
 
+    async def _on_power(self, command: Command, message: P.InstanceCommand) -> None:
+        self.jobs.submit(
+            message.instance_uuid, functools.partial(self._power, command, message.instance_uuid)
+        )
+
+    async def _on_rebuild(self, message: P.Rebuild) -> None:
+        self.jobs.submit(message.instance_uuid, functools.partial(self._rebuild, message))
+
+    async def _on_size_change(self, message: P.Resize, revert: bool) -> None:
+        """RESIZE and REVERT_RESIZE: whether the node has room for what the instance grows
+        by is decided now, in frame order, and held by updating its requirements; the
+        backend then works on the instance's queue."""
+        instance_uuid = message.instance_uuid
+        error = Error.REVERT_RESIZE_FAILURE if revert else Error.RESIZE_FAILURE
+        event = Event.RESIZE_REVERTED if revert else Event.INSTANCE_RESIZED
+        record = self.instances.get(instance_uuid)
+        if record is None:
+            await self._failure(
+                error,
+                P.InstanceFailure(instance_uuid, NO_INSTANCE, "no such instance on this node"),
+            )
+            return
+        held, wanted = record.start.requirements, message.requirements
+        if (held.mem_mb, held.vcpus, held.disk_mb) == (wanted.mem_mb, wanted.vcpus, wanted.disk_mb):
+            LOG.info("instance=%s already has the size asked for", instance_uuid)
+            self.jobs.submit(instance_uuid, functools.partial(self._event, event, instance_uuid))
+            return
+        growth = P.Requirements(
+            mem_mb=max(0, wanted.mem_mb - held.mem_mb),
+            vcpus=max(0, wanted.vcpus - held.vcpus),
+            disk_mb=max(0, wanted.disk_mb - held.disk_mb),
+        )
+        free = self.free()
+        if not free.fits(growth):
+            text = (
+                f"needs {growth.mem_mb} MB, {growth.disk_mb} MB disk, {growth.vcpus} vCPUs more; "
+                f"the node has {free.mem_mb} MB, {free.disk_mb} MB disk, {free.vcpus} vCPUs "
+                "beyond its reserve"
+            )
+            LOG.info("instance=%s resize refused: %s", instance_uuid, text)
+            await self._failure(
+                error, P.InstanceFailure(instance_uuid, P.StartFailureReason.FULL_CN.value, text)
+            )
+            await self.announce()
+            return
+        record.start = dataclasses.replace(
+            record.start,
+            requirements=dataclasses.replace(
+                held, mem_mb=wanted.mem_mb, vcpus=wanted.vcpus, disk_mb=wanted.disk_mb
+            ),
+        )
+        self.store.save(record)
+        self.jobs.submit(instance_uuid, functools.partial(self._size_change, message, held, revert))
+
+    async def _on_confirm_resize(self, message: P.InstanceCommand) -> None:
+        self.jobs.submit(
+            message.instance_uuid, functools.partial(self._confirm_resize, message.instance_uuid)
+        )
+
+    async def _on_snapshot(self, message: P.Snapshot) -> None:
+        self.jobs.submit(message.instance_uuid, functools.partial(self._snapshot, message))
+
+    async def _on_console_output(self, message: P.ConsoleRequest) -> None:
+        # Read-only: on a queue of its own, so that it does not wait behind a snapshot.
+        self.jobs.submit(
+            f"console-{message.instance_uuid}", functools.partial(self._console_output, message)
+        )
+
     async def _on_evacuate(self, message: P.Evacuate) -> None:
         if message.workload_agent_uuid != str(self.uuid):
             LOG.warning("EVACUATE for node %s ignored: not this node", message.workload_agent_uuid)
@@ -638,6 +744,189 @@ class Launcher:
             "attached" if attach else "detached",
         )
         await self._send(await self.stats_frame())
+
+    async def _power(self, command: Command, instance_uuid: str) -> None:
+        """Pause, unpause, suspend or resume; an instance already there is left alone."""
+        error, source, target = POWER_CHANGES[command]
+        failure = self._instance_failure(instance_uuid)
+        record = self.instances.get(instance_uuid)
+        if record is None:
+            await self._failure(error, failure(NO_INSTANCE, "no such instance on this node"))
+            return
+        if record.state != target:
+            if record.state != source:
+                await self._failure(
+                    error, failure(INVALID_STATE, f"the instance is {record.state}")
+                )
+                return
+            action = getattr(self.backend, command.name.lower())  # named as the command
+            if not await self._backend_call(
+                instance_uuid, error, failure, functools.partial(action, instance_uuid)
+            ):
+                return
+            record.state = target
+            self.store.save(record)
+            LOG.info("instance=%s %s", instance_uuid, target.value)
+        await self._send(await self.stats_frame())
+
+    async def _rebuild(self, message: P.Rebuild) -> None:
+        """A fresh workload from the new image; a stopped instance is stopped again after.
+        A failed rebuild may have destroyed the old workload: the instance is in error."""
+        instance_uuid = message.instance_uuid
+        failure = self._instance_failure(instance_uuid)
+        record = self.instances.get(instance_uuid)
+        if record is None:
+            await self._failure(
+                Error.REBUILD_FAILURE, failure(NO_INSTANCE, "no such instance on this node")
+            )
+            return
+        start = dataclasses.replace(
+            record.start,
+            image_uuid=message.image_uuid,
+            name=message.name or record.start.name,
+            metadata=dict(message.metadata),
+            user_data=message.user_data,
+        )
+        was_stopped = record.state == P.InstanceState.STOPPED
+        if not await self._backend_call(
+            instance_uuid,
+            Error.REBUILD_FAILURE,
+            failure,
+            functools.partial(self.backend.rebuild, start),
+        ):
+            record.state = P.InstanceState.ERROR
+            self.store.save(record)
+            await self._send(await self.stats_frame())
+            return
+        # The record keeps its old state until the new one is reached: STATS sent
+        # meanwhile must not show a stopped instance running.
+        state = P.InstanceState.RUNNING
+        if was_stopped:
+            try:
+                await self.backend.stop(instance_uuid)
+                state = P.InstanceState.STOPPED
+            except Exception:
+                LOG.exception("instance=%s rebuilt but could not be stopped again", instance_uuid)
+        record.start, record.state = start, state
+        self.store.save(record)
+        LOG.info("instance=%s rebuilt from image=%s", instance_uuid, start.image_uuid)
+        await self._event(Event.INSTANCE_REBUILT, instance_uuid)
+        await self._send(await self.stats_frame())
+
+    async def _size_change(self, message: P.Resize, held: P.Requirements, revert: bool) -> None:
+        """The backend's part of a resize or its revert; on failure the instance keeps
+        the requirements it had (`held`)."""
+        instance_uuid = message.instance_uuid
+        error = Error.REVERT_RESIZE_FAILURE if revert else Error.RESIZE_FAILURE
+        method = self.backend.revert_resize if revert else self.backend.resize
+        done = await self._backend_call(
+            instance_uuid,
+            error,
+            self._instance_failure(instance_uuid),
+            functools.partial(method, instance_uuid, message.requirements),
+        )
+        record = self.instances.get(instance_uuid)
+        if not done:
+            if record is not None:
+                record.start = dataclasses.replace(record.start, requirements=held)
+                self.store.save(record)
+        else:
+            req = message.requirements
+            LOG.info(
+                "instance=%s %s to mem_mb=%d vcpus=%d disk_mb=%d",
+                instance_uuid,
+                "reverted" if revert else "resized",
+                req.mem_mb,
+                req.vcpus,
+                req.disk_mb,
+            )
+            await self._event(
+                Event.RESIZE_REVERTED if revert else Event.INSTANCE_RESIZED, instance_uuid
+            )
+        await self.announce()
+
+    async def _confirm_resize(self, instance_uuid: str) -> None:
+        failure = self._instance_failure(instance_uuid)
+        if instance_uuid not in self.instances:
+            await self._failure(
+                Error.CONFIRM_RESIZE_FAILURE, failure(NO_INSTANCE, "no such instance on this node")
+            )
+            return
+        if await self._backend_call(
+            instance_uuid,
+            Error.CONFIRM_RESIZE_FAILURE,
+            failure,
+            functools.partial(self.backend.confirm_resize, instance_uuid),
+        ):
+            LOG.info("instance=%s resize confirmed", instance_uuid)
+
+    async def _snapshot(self, message: P.Snapshot) -> None:
+        """Copy the disk to a file in the state directory, PUT it to the image API with
+        the grant, and remove the file whatever happens."""
+        instance_uuid, image_uuid = message.instance_uuid, message.image_uuid
+        failure = functools.partial(P.SnapshotFailure, instance_uuid, image_uuid)
+        if instance_uuid not in self.instances:
+            await self._failure(
+                Error.SNAPSHOT_FAILURE, failure(NO_INSTANCE, "no such instance on this node")
+            )
+            return
+        if not is_safe_id(image_uuid):
+            await self._failure(Error.SNAPSHOT_FAILURE, failure(INVALID_DATA, "bad image id"))
+            return
+        directory = self.store.directory / "snapshots"
+        directory.mkdir(mode=0o700, exist_ok=True)
+        target = directory / f"{image_uuid}.img"
+        try:
+            disk_format = await self.backend.snapshot(instance_uuid, target)
+            await asyncio.to_thread(
+                upload.put_file, message.upload_url, message.upload_grant, target, disk_format
+            )
+        except (BackendError, upload.UploadError) as exc:
+            reason = (
+                UPLOAD_FAILURE
+                if isinstance(exc, upload.UploadError)
+                else BACKEND_FAILURE[Error.SNAPSHOT_FAILURE]
+            )
+            LOG.warning("instance=%s snapshot image=%s failed: %s", instance_uuid, image_uuid, exc)
+            await self._failure(Error.SNAPSHOT_FAILURE, failure(reason, str(exc)))
+            return
+        except Exception:
+            LOG.exception("instance=%s snapshot image=%s failed", instance_uuid, image_uuid)
+            await self._failure(
+                Error.SNAPSHOT_FAILURE,
+                failure(BACKEND_FAILURE[Error.SNAPSHOT_FAILURE], "internal error"),
+            )
+            return
+        finally:
+            target.unlink(missing_ok=True)
+        LOG.info("instance=%s snapshot uploaded as image=%s", instance_uuid, image_uuid)
+        event = P.SnapshotEvent(instance_uuid, image_uuid, node_uuid=str(self.uuid))
+        await self._send(P.frame(Type.EVENT, Event.SNAPSHOT_UPLOADED, event), keep=True)
+
+    async def _console_output(self, message: P.ConsoleRequest) -> None:
+        """The log's tail for a waiting API request: sent now or never (nobody waits for
+        a late answer, so it is not kept while disconnected)."""
+        instance_uuid = message.instance_uuid
+        reason, text, output = "", "", ""
+        if instance_uuid not in self.instances:
+            reason, text = NO_INSTANCE, "no such instance on this node"
+        else:
+            length = None if message.length < 0 else message.length
+            try:
+                output = await self.backend.console_output(instance_uuid, length)
+            except BackendError as exc:
+                reason, text = BACKEND_FAILURE[Error.CONSOLE_OUTPUT_FAILURE], str(exc)
+            except Exception:
+                LOG.exception("instance=%s console output", instance_uuid)
+                reason, text = BACKEND_FAILURE[Error.CONSOLE_OUTPUT_FAILURE], "internal error"
+        if reason:
+            failure = P.ConsoleFailure(instance_uuid, message.request_id, reason, text)
+            await self._send(P.frame(Type.ERROR, Error.CONSOLE_OUTPUT_FAILURE, failure))
+            return
+        reply = P.ConsoleOutput(
+            instance_uuid, message.request_id, output[-MAX_CONSOLE_CHARS:], str(self.uuid)
+        )
+        await self._send(P.frame(Type.EVENT, Event.CONSOLE_OUTPUT, reply))
 
 
 def make_client(

@@ -8,9 +8,10 @@ backend owns only the workloads. So that a launcher can be killed and
 restarted at any moment, every operation must be idempotent: the launcher
 repeats an operation it is not sure completed.
 
-The launcher never runs two operations on the same instance at once, but
-runs operations on different instances concurrently: a backend must not
-block the event loop (run blocking library calls in a thread).
+The launcher never runs two operations on the same instance at once (reading
+the console log excepted), but runs operations on different instances
+concurrently: a backend must not block the event loop (run blocking library
+calls in a thread).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from collections.abc import Collection
 from pathlib import Path
 
 from ciaostack.core.config import Config
-from ciaostack.core.ssntp.payloads import InstanceState, Start, StartFailureReason
+from ciaostack.core.ssntp.payloads import InstanceState, Requirements, Start, StartFailureReason
 
 # Backend name -> module that defines `from_config(conf, state_dir) -> Backend`.
 BACKENDS = {
@@ -118,6 +119,65 @@ class Backend(abc.ABC):
         """Detach a volume; detaching one that is not attached succeeds."""
 
     @abc.abstractmethod
+    async def pause(self, instance_uuid: str) -> None:
+        """Freeze a running instance in memory (its vCPUs stop, its memory stays)."""
+
+    @abc.abstractmethod
+    async def unpause(self, instance_uuid: str) -> None:
+        """Let a paused instance run again from where it was frozen."""
+
+    @abc.abstractmethod
+    async def suspend(self, instance_uuid: str) -> None:
+        """Save a running instance's memory to the node's disk and stop it, releasing
+        its CPUs and memory until it is resumed (the launcher still counts them as held,
+        so that a resume always fits)."""
+
+    @abc.abstractmethod
+    async def resume(self, instance_uuid: str) -> None:
+        """Restore a suspended instance from its saved memory; it runs afterwards."""
+
+    @abc.abstractmethod
+    async def rebuild(self, start: Start) -> None:
+        """Recreate the instance's workload from `start`, which names a new image (and
+        maybe a new name, metadata and user data); return once it runs.
+
+        The instance keeps its identity, MAC and address, volumes and requirements;
+        its root disk is replaced by a fresh one from the image. An instance the
+        backend does not have (its workload vanished) is created. Must be idempotent
+        like `create`: a repeated rebuild may start from the image again.
+        """
+
+    @abc.abstractmethod
+    async def resize(self, instance_uuid: str, requirements: Requirements) -> None:
+        """Give the instance `requirements` (memory, vCPUs, disk) on this node, keeping
+        whatever `revert_resize` needs until `confirm_resize` or `revert_resize`.
+
+        A running instance runs afterwards (it may be restarted to apply the change),
+        a stopped one stays stopped. The launcher has already checked that the node
+        has room. A backend that cannot apply it (e.g. a disk cannot shrink) raises
+        BackendError and leaves the instance as it was.
+        """
+
+    @abc.abstractmethod
+    async def confirm_resize(self, instance_uuid: str) -> None:
+        """The resize is kept: drop what a revert would have needed (an old disk).
+        Nothing to drop is not an error."""
+
+    @abc.abstractmethod
+    async def revert_resize(self, instance_uuid: str, requirements: Requirements) -> None:
+        """Undo the last resize: back to `requirements` (those it had before) and the
+        disk it had then, in the power state it has now."""
+
+    @abc.abstractmethod
+    async def snapshot(self, instance_uuid: str, target: Path) -> str:
+        """Write a point-in-time copy of the instance's root disk to the file `target`
+        and return its disk format (Glance's names: raw, qcow2...).
+
+        A running instance may be paused for the copy; it is left in the power state
+        it had. Volumes are not included. On failure nothing may remain at `target`.
+        """
+
+    @abc.abstractmethod
     async def stats(self) -> dict[str, Usage]:
         """Current usage of every instance the backend runs (cheap: called every few seconds)."""
 
@@ -132,7 +192,12 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     async def console_output(self, instance_uuid: str, length: int | None = None) -> str:
-        """The tail of the instance's console log (`length` lines; all when None)."""
+        """The instance's console log (all of it when `length` is None), or its tail as
+        Nova takes it: the last `length` pieces of the log split at newlines.
+
+        Read-only: the launcher may call it while another operation on the same
+        instance runs (a reader must not wait behind a long snapshot).
+        """
 
     @abc.abstractmethod
     async def capacity(self) -> NodeResources:

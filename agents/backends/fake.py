@@ -6,7 +6,14 @@ domains do, and a restarted launcher re-attaches to them. Booting takes a
 configurable delay. Failures can be random (a rate) or asked for: an
 instance whose START metadata has `fake_fail` set to a comma-separated list
 of operations (launch, image, network, start, stop, reboot, delete, attach,
-detach) fails those operations, which makes every failure path testable.
+detach, pause, unpause, suspend, resume, rebuild, resize, confirm_resize,
+revert_resize, snapshot, console) fails those operations, which makes every
+failure path testable.
+
+A snapshot is a small deterministic raw disk (the same instance and image
+always give the same bytes); the console log is a guest's boot messages, once
+per boot, and its tail is taken as Nova takes it (the last `length` pieces
+between newlines).
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import random
 from collections.abc import Collection
 from pathlib import Path
@@ -30,9 +38,13 @@ from ciaostack.agents.backends import (
 )
 from ciaostack.agents.state import is_safe_id, write_atomically
 from ciaostack.core.config import Config
-from ciaostack.core.ssntp.payloads import InstanceState, Start
+from ciaostack.core.ssntp.payloads import InstanceState, Requirements, Start
 
 LOG = logging.getLogger("ciaostack.launcher.fake")
+
+_POWERED_OFF = "[   61.250000] reboot: Power down"
+#: Bytes of a fake snapshot: a text header naming the instance and image, then zeros.
+SNAPSHOT_SIZE = 64 * 1024
 
 _CREATE_FAILURES: dict[str, type[BackendError]] = {
     "launch": BackendError,
@@ -108,6 +120,7 @@ class FakeBackend(Backend):
             start.instance_uuid,
             {
                 "state": InstanceState.RUNNING.value,
+                "image": start.image_uuid,
                 "mem_mb": req.mem_mb,
                 "disk_mb": req.disk_mb,
                 "vcpus": req.vcpus,
@@ -161,6 +174,88 @@ class FakeBackend(Backend):
         if record["volumes"].pop(volume_uuid, None) is not None:
             self._save(instance_uuid, record)
 
+    async def _power(
+        self, instance_uuid: str, operation: str, source: InstanceState, target: InstanceState
+    ) -> None:
+        """Move a fake instance from `source` to `target` (already there: nothing to do)."""
+        record = self._get(instance_uuid)
+        self._maybe_fail(record, operation)
+        if record["state"] == target:
+            return
+        if record["state"] != source:
+            raise BackendError(f"cannot {operation} an instance that is {record['state']}")
+        if target is InstanceState.RUNNING:
+            await asyncio.sleep(self.boot_delay)
+        record["state"] = target.value
+        self._save(instance_uuid, record)
+
+    async def pause(self, instance_uuid: str) -> None:
+        await self._power(instance_uuid, "pause", InstanceState.RUNNING, InstanceState.PAUSED)
+
+    async def unpause(self, instance_uuid: str) -> None:
+        await self._power(instance_uuid, "unpause", InstanceState.PAUSED, InstanceState.RUNNING)
+
+    async def suspend(self, instance_uuid: str) -> None:
+        await self._power(instance_uuid, "suspend", InstanceState.RUNNING, InstanceState.SUSPENDED)
+
+    async def resume(self, instance_uuid: str) -> None:
+        await self._power(instance_uuid, "resume", InstanceState.SUSPENDED, InstanceState.RUNNING)
+
+    async def rebuild(self, start: Start) -> None:
+        record = self._instances.get(start.instance_uuid)
+        if record is None:
+            await self.create(start)
+            return
+        self._maybe_fail(record, "rebuild")
+        await self._boot(record)
+        record["image"] = start.image_uuid
+        record["state"] = InstanceState.RUNNING.value
+        self._save(start.instance_uuid, record)
+
+    def _set_size(self, record: dict[str, Any], requirements: Requirements) -> None:
+        record["mem_mb"] = requirements.mem_mb
+        record["vcpus"] = requirements.vcpus
+        record["disk_mb"] = requirements.disk_mb
+
+    async def resize(self, instance_uuid: str, requirements: Requirements) -> None:
+        record = self._get(instance_uuid)
+        self._maybe_fail(record, "resize")
+        record.setdefault(
+            "resized_from",
+            {"mem_mb": record["mem_mb"], "vcpus": record["vcpus"], "disk_mb": record["disk_mb"]},
+        )
+        self._set_size(record, requirements)
+        if record["state"] == InstanceState.RUNNING:
+            await self._boot(record)
+        self._save(instance_uuid, record)
+
+    async def confirm_resize(self, instance_uuid: str) -> None:
+        record = self._get(instance_uuid)
+        self._maybe_fail(record, "confirm_resize")
+        if record.pop("resized_from", None) is not None:
+            self._save(instance_uuid, record)
+
+    async def revert_resize(self, instance_uuid: str, requirements: Requirements) -> None:
+        record = self._get(instance_uuid)
+        self._maybe_fail(record, "revert_resize")
+        record.pop("resized_from", None)
+        self._set_size(record, requirements)
+        if record["state"] == InstanceState.RUNNING:
+            await self._boot(record)
+        self._save(instance_uuid, record)
+
+    async def snapshot(self, instance_uuid: str, target: Path) -> str:
+        record = self._get(instance_uuid)
+        self._maybe_fail(record, "snapshot")
+        header = f"ciaostack fake disk\ninstance {instance_uuid}\nimage {record.get('image', '')}\n"
+        tmp = target.with_name(f".{target.name}.tmp")
+        try:
+            tmp.write_bytes(header.encode().ljust(SNAPSHOT_SIZE, b"\0"))
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return "raw"
+
     async def stats(self) -> dict[str, Usage]:
         usage: dict[str, Usage] = {}
         for instance_uuid, record in self._instances.items():
@@ -190,14 +285,11 @@ class FakeBackend(Backend):
 
     async def console_output(self, instance_uuid: str, length: int | None = None) -> str:
         record = self._get(instance_uuid)
-        lines = [f"fake console of {instance_uuid}"]
-        for boot in range(1, record["boots"] + 1):
-            lines += [f"boot {boot}: kernel up", f"boot {boot}: login prompt"]
-        if record["state"] == InstanceState.STOPPED:
-            lines.append("powered off")
-        if length is not None:
-            lines = lines[-length:] if length > 0 else []
-        return "\n".join(lines) + "\n"
+        self._maybe_fail(record, "console")
+        log = "\n".join(_console_log(instance_uuid, record))
+        if length is None:
+            return log
+        return "\n".join(log.split("\n")[-length:]) if length > 0 else ""
 
     async def capacity(self) -> NodeResources:
         running = sum(1 for r in self._instances.values() if r["state"] == InstanceState.RUNNING)
@@ -205,6 +297,27 @@ class FakeBackend(Backend):
         return NodeResources(
             self.resources.mem_mb, self.resources.disk_mb, self.resources.vcpus, round(load, 2)
         )
+
+
+def _console_log(instance_uuid: str, record: dict[str, Any]) -> list[str]:
+    """What a small Linux guest prints on its serial console, once per boot; the log
+    ends at the login prompt (no newline), or with the power-down of a stopped one."""
+    lines: list[str] = []
+    for boot in range(1, record["boots"] + 1):
+        lines += [
+            f"[    0.000000] Linux version 6.1.0-fake (ciaostack fake backend) boot {boot}",
+            "[    0.000000] Command line: root=/dev/vda1 ro console=ttyS0",
+            f"[    0.004215] Memory: {record['mem_mb']}M available",
+            f"[    0.011873] smpboot: Allowing {record['vcpus']} CPUs",
+            "[    1.310552] EXT4-fs (vda1): mounted filesystem with ordered data mode",
+            "[    2.021004] systemd[1]: Reached target Multi-User System.",
+            f"[    2.480117] cloud-init[412]: instance {instance_uuid} up "
+            f"(image {record.get('image', '')})",
+            f"instance-{instance_uuid[:8]} login: ",
+        ]
+    if record["state"] == InstanceState.STOPPED:
+        lines.append(_POWERED_OFF)
+    return lines
 
 
 def from_config(conf: Config, state_dir: Path) -> FakeBackend:

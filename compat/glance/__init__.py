@@ -13,7 +13,7 @@ import falcon
 from ciaostack.compat.glance import data, discovery, images, members
 from ciaostack.compat.glance.base import PREFIX, Glance
 from ciaostack.compat.glance.views import error_body
-from ciaostack.core.images import ImageService
+from ciaostack.core.images import ImageService, snapshots
 from ciaostack.core.runtime import Runtime
 
 
@@ -54,3 +54,6 @@ def register(app: falcon.App, rt: Runtime, faults) -> None:  # noqa: ANN001 - ap
     app.add_route(f"{item}/tags/{{tag}}", images.Tag(glance))
     app.add_route(f"{item}/members", members.Members(glance))
     app.add_route(f"{item}/members/{{member_id}}", members.Member(glance))
+    # Server snapshots from compute nodes (not a Glance route; see core/images/snapshots.py).
+    grants = snapshots.UploadGrants(rt.conf.key_repository)
+    app.add_route(snapshots.UPLOAD_PATH, data.SnapshotUpload(glance, grants))

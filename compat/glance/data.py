@@ -10,6 +10,9 @@ so a transfer longer than the worker timeout is not killed.
 
 Downloads answer Range requests (206, or 416 when unsatisfiable) and hand
 the store's reader to the server: a file reader is sent with sendfile(2).
+
+Compute nodes upload server snapshots to an internal route with no token: the
+upload grant in the request (see core/images/snapshots.py) is the credential.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ from ciaostack.compat.glance import schemas
 from ciaostack.compat.glance.base import Glance
 from ciaostack.compat.glance.common import authorizer, caller, read_json
 from ciaostack.core import errors
+from ciaostack.core.images import snapshots
 from ciaostack.core.images.data import BrokenUpload
+from ciaostack.core.ssntp import payloads as P
 
 CHUNK = 1 << 20
 OCTET_STREAM = "application/octet-stream"
@@ -146,3 +151,32 @@ class ImageImport:
             authorizer(req, rt),
         )
         resp.status = falcon.HTTP_202
+
+
+class SnapshotUpload:
+    """PUT /image/internal/snapshots/{image_id}: a compute node sends a snapshot's disk."""
+
+    public = True  # no token: the upload grant is checked by the core
+
+    def __init__(self, glance: Glance, grants: snapshots.UploadGrants) -> None:
+        self.glance = glance
+        self.grants = grants
+
+    def on_put(self, req: falcon.Request, resp: falcon.Response, image_id: str) -> None:
+        disk_format = req.get_header(P.UPLOAD_DISK_FORMAT_HEADER)
+        if not disk_format:
+            raise errors.BadRequest(f"{P.UPLOAD_DISK_FORMAT_HEADER} is required.")
+        chunks, declared = _incoming(req)
+        service = self.glance.service
+        snapshots.receive(
+            service.images,
+            service.data,
+            self.grants,
+            image_id,
+            req.get_header(P.UPLOAD_GRANT_HEADER) or "",
+            disk_format,
+            req.get_header(P.UPLOAD_CONTAINER_FORMAT_HEADER) or "bare",
+            chunks,
+            declared,
+        )
+        resp.status = falcon.HTTP_204

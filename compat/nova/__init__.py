@@ -16,6 +16,7 @@ from ciaostack.compat.nova import (
     flavors,
     hypervisors,
     keypairs,
+    legacy_v2,
     limits,
     quotas,
     server_groups,
@@ -54,7 +55,9 @@ def register(app: falcon.App, rt: Runtime, faults) -> None:  # noqa: ANN001 - ap
     auth_uri = None if external else f"{rt.conf.public_url}/identity"
     faults.register(PREFIX, fault_body, _www_authenticate(auth_uri))
     app.add_middleware(MicroversionMiddleware(MICROVERSIONS))
+    app.add_middleware(legacy_v2.LegacyV2(PREFIX, MICROVERSIONS))
     app.add_route(PREFIX, versions.Versions())
+    app.add_route(f"{PREFIX}/v2", versions.VersionV20())
     app.add_route(f"{PREFIX}/v2.1", versions.VersionV21())
     app.add_route(f"{PREFIX}/v2.1/os-availability-zone", availability_zones.AvailabilityZones())
     # Compute resources beside the servers: flavors, key pairs, limits, quotas, server

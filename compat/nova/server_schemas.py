@@ -30,7 +30,9 @@ METADATA = {
     "additionalProperties": False,
 }
 COUNT = {"type": ["integer", "string"], "pattern": "^[0-9]*$", "minimum": 1, "minLength": 1}
-IP = {"type": "string", "maxLength": 39}
+# An IPv6 address may be written with an IPv4 tail (45 characters); it is kept in
+# its compressed form, which never exceeds 39.
+IP = {"type": "string", "maxLength": 45}
 NETWORK = {
     "type": "object",
     "properties": {
@@ -223,22 +225,122 @@ def _no_arguments(action: str) -> dict[str, Any]:
     }
 
 
+def _any_argument(action: str) -> dict[str, Any]:
+    """Nova takes anything as the value of these actions (null and {} in practice)."""
+    return {
+        "type": "object",
+        "properties": {action: {}},
+        "required": [action],
+        "additionalProperties": False,
+    }
+
+
 START = _no_arguments("os-start")
 STOP = _no_arguments("os-stop")
 UNLOCK = _no_arguments("unlock")
 FORCE_DELETE = _no_arguments("forceDelete")
+PAUSE = _any_argument("pause")
+UNPAUSE = _any_argument("unpause")
+SUSPEND = _any_argument("suspend")
+RESUME = _any_argument("resume")
+CONFIRM_RESIZE = _any_argument("confirmResize")
+REVERT_RESIZE = _any_argument("revertResize")
 CONSOLE_OUTPUT = {
     "type": "object",
     "properties": {
         "os-getConsoleOutput": {
             "type": "object",
-            "properties": {"length": {"type": ["integer", "string", "null"]}},
+            "properties": {
+                # -1 (or null) is the whole log
+                "length": {
+                    "type": ["integer", "string", "null"],
+                    "pattern": "^-?[0-9]+$",
+                    "minimum": -1,
+                }
+            },
             "additionalProperties": False,
         }
     },
     "required": ["os-getConsoleOutput"],
     "additionalProperties": False,
 }
+RESIZE = {
+    "type": "object",
+    "properties": {
+        "resize": {
+            "type": "object",
+            "properties": {
+                "flavorRef": {"type": ["string", "integer"], "minLength": 1},
+                "OS-DCF:diskConfig": {"type": "string", "enum": ["AUTO", "MANUAL"]},
+            },
+            "required": ["flavorRef"],
+            "additionalProperties": False,
+        }
+    },
+    "required": ["resize"],
+    "additionalProperties": False,
+}
+CREATE_IMAGE = {
+    "type": "object",
+    "properties": {
+        "createImage": {
+            "type": "object",
+            "properties": {"name": NAME, "metadata": METADATA},
+            "required": ["name"],
+            "additionalProperties": False,
+        }
+    },
+    "required": ["createImage"],
+    "additionalProperties": False,
+}
+REBUILD: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "name": NAME,
+        "imageRef": UUID,
+        "adminPass": {"type": "string"},
+        "metadata": METADATA,
+        "preserve_ephemeral": BOOLEAN,
+        "OS-DCF:diskConfig": {"type": "string", "enum": ["AUTO", "MANUAL"]},
+        "accessIPv4": IP,
+        "accessIPv6": IP,
+        "personality": SERVER_CREATE["properties"]["personality"],
+    },
+    "required": ["imageRef"],
+    "additionalProperties": False,
+}
+
+
+@functools.cache
+def _rebuild(major: int, minor: int) -> dict[str, Any]:
+    mv = Version(major, minor)
+    body = copy.deepcopy(REBUILD)
+    props = body["properties"]
+    if mv.matches("2.19"):
+        props["description"] = DESCRIPTION
+    if mv.matches("2.54"):
+        props["key_name"] = {
+            "oneOf": [{"type": "string", "minLength": 1, "maxLength": 255}, {"type": "null"}]
+        }
+    if mv.matches("2.57"):
+        del props["personality"]
+        props["user_data"] = {"type": ["string", "null"], "maxLength": 65535}
+    if mv.matches("2.63"):
+        props["trusted_image_certificates"] = {
+            "type": ["array", "null"],
+            "items": {"type": "string", "minLength": 1},
+        }
+    return {
+        "type": "object",
+        "properties": {"rebuild": body},
+        "required": ["rebuild"],
+        "additionalProperties": False,
+    }
+
+
+def rebuild(mv: Version) -> dict[str, Any]:
+    return _rebuild(mv.major, mv.minor)
+
 
 METADATA_BODY = {
     "type": "object",

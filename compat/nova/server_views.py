@@ -34,23 +34,26 @@ STATE_MAP: dict[str, dict[str | None, str]] = {
         states.REBOOTING_HARD: "HARD_REBOOT",
         "reboot_pending_hard": "HARD_REBOOT",
         "reboot_started_hard": "HARD_REBOOT",
+        states.REBUILDING: "REBUILD",
+        states.RESIZE_PREP: "RESIZE",
     },
     states.BUILDING: {"default": "BUILD"},
-    states.STOPPED: {"default": "SHUTOFF"},
+    states.STOPPED: {
+        "default": "SHUTOFF",
+        states.REBUILDING: "REBUILD",
+        states.RESIZE_PREP: "RESIZE",
+    },
+    states.PAUSED: {"default": "PAUSED"},
+    states.SUSPENDED: {"default": "SUSPENDED"},
+    states.RESIZED: {"default": "VERIFY_RESIZE", states.RESIZE_REVERTING: "REVERT_RESIZE"},
     states.ERROR: {"default": "ERROR"},
     states.DELETED: {"default": "DELETED"},
 }
 # Statuses Nova knows that no server here can have (yet): filtering by them finds nothing.
 OTHER_STATUSES = frozenset(
     {
-        "PAUSED",
-        "SUSPENDED",
         "RESCUE",
-        "RESIZE",
-        "VERIFY_RESIZE",
-        "REVERT_RESIZE",
         "MIGRATING",
-        "REBUILD",
         "PASSWORD",
         "SHELVED",
         "SHELVED_OFFLOADED",

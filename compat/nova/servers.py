@@ -101,16 +101,17 @@ def parse_time(value: str, name: str) -> dt.datetime:
 
 
 def _ip(value: str, version: int, field: str) -> str:
+    """The address in its canonical (compressed) form, as Nova stores and shows it."""
     try:
         address = ipaddress.ip_address(value)
     except ValueError:
         address = None
-    if address is None or address.version != version:
+    if address is None or address.version != version or getattr(address, "scope_id", None):
         raise errors.BadRequest(
             f"Invalid input for field/attribute {field}. Value: {value}. "
             f"'{value}' is not a 'ipv{version}'"
         )
-    return value
+    return str(address)
 
 
 # -- create --------------------------------------------------------------------------------
@@ -225,7 +226,7 @@ class ServerCollection:
         zone, host = self._zone_and_host(req, server)
         for field, version in (("accessIPv4", 4), ("accessIPv6", 6)):
             if field in server:
-                _ip(server[field], version, field)
+                server[field] = _ip(server[field], version, field)
         config_drive = server.get("config_drive", False)
         groups = [g["name"] for g in server.get("security_groups") or []]
         return BootRequest(
@@ -477,7 +478,7 @@ class Server:
                 changes[name] = body["server"][field]
         for field, version in (("accessIPv4", 4), ("accessIPv6", 6)):
             if field in body["server"]:
-                _ip(body["server"][field], version, field)
+                changes[f"access_ip_v{version}"] = _ip(body["server"][field], version, field)
         with rt.db.session() as session:
             instance = self.compute.servers.get(session, auth, server_id, lock=True)
             common.authorize(req, rt, RULE.format("update"), target_of(instance))

@@ -24,6 +24,14 @@ from ciaostack.core.identity.context import AuthContext
 # Nova's action names and the event each one's work on the node is reported as.
 CREATE, DELETE, START, STOP, REBOOT = "create", "delete", "start", "stop", "reboot"
 LOCK, UNLOCK, FORCE_DELETE = "lock", "unlock", "forceDelete"
+PAUSE, UNPAUSE, SUSPEND, RESUME = "pause", "unpause", "suspend", "resume"
+REBUILD, RESIZE, CONFIRM_RESIZE, REVERT_RESIZE = (
+    "rebuild",
+    "resize",
+    "confirmResize",
+    "revertResize",
+)
+CREATE_IMAGE = "createImage"
 EVENTS = {
     CREATE: "compute__do_build_and_run_instance",
     DELETE: "compute_terminate_instance",
@@ -31,6 +39,15 @@ EVENTS = {
     START: "compute_start_instance",
     STOP: "compute_stop_instance",
     REBOOT: "compute_reboot_instance",
+    PAUSE: "compute_pause_instance",
+    UNPAUSE: "compute_unpause_instance",
+    SUSPEND: "compute_suspend_instance",
+    RESUME: "compute_resume_instance",
+    REBUILD: "compute_rebuild_instance",
+    RESIZE: "compute_prep_resize",
+    CONFIRM_RESIZE: "compute_confirm_resize",
+    REVERT_RESIZE: "compute_revert_resize",
+    CREATE_IMAGE: "compute_snapshot_instance",
 }
 SUCCESS, ERROR = "Success", "Error"
 

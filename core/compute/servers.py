@@ -46,7 +46,7 @@ from ciaostack.core.ssntp import payloads as P
 DEFAULT_SECURITY_GROUP = "default"
 MAX_TAGS = 50
 # States in which metadata and tags may change (Nova's rule).
-EDITABLE_STATES = frozenset({states.ACTIVE, states.STOPPED})
+EDITABLE_STATES = frozenset({states.ACTIVE, states.PAUSED, states.SUSPENDED, states.STOPPED})
 _HOSTNAME_BAD = re.compile(r"[^a-z0-9.-]+")
 _PASSWORD_CHARS = string.ascii_letters + string.digits
 
@@ -194,6 +194,13 @@ class Servers:
                 key = keypairs.get(session, caller.user_id, request.key_name)
             except errors.NotFound as exc:
                 raise errors.BadRequest("Invalid key_name provided.") from exc
+        # Every project has one security group, "default", and no way to make others
+        # yet: a server asking for another would be left without the rules it expects.
+        for group_name in request.security_groups:
+            if group_name != DEFAULT_SECURITY_GROUP:
+                raise errors.BadRequest(
+                    f"Unable to find security_group with name or id '{group_name}'"
+                )
         if request.availability_zone and request.availability_zone not in self.zones:
             raise errors.BadRequest("The requested availability zone is not available")
         node_id = self._node(session, request.host) if request.host else ""
@@ -288,20 +295,7 @@ class Servers:
 
     @staticmethod
     def _check_image(session: Session, caller: AuthContext, image_id: str, flavor: Flavor) -> None:
-        who = ImageCaller(caller.project_id, caller.user_id, caller.is_admin)
-        image = session.scalar(
-            select(Image).where(Image.id == image_id, image_query.visible_to(who))
-        )
-        if image is None:
-            raise errors.BadRequest("Can not find requested image")
-        if image.status != "active":
-            raise errors.BadRequest(f"Image {image_id} is not active.")
-        if image.min_ram > flavor.ram:
-            raise errors.BadRequest("Flavor's memory is too small for requested image.")
-        if flavor.disk and (
-            image.min_disk > flavor.disk or (image.size or 0) > flavor.disk * 1024**3
-        ):
-            raise errors.BadRequest("Flavor's disk is too small for requested image.")
+        check_image(session, caller, image_id, flavor.ram, flavor.disk)
 
     @staticmethod
     def _node(session: Session, host: str) -> str:
@@ -579,6 +573,28 @@ class Servers:
                 raise errors.NotFound(f"Tag {tag} could not be found.")
             session.delete(row)
         instance.updated_at = utcnow()
+
+
+def check_image(
+    session: Session,
+    caller: AuthContext,
+    image_id: str,
+    ram_mb: int,
+    disk_gb: int,
+    not_found: str = "Can not find requested image",
+) -> None:
+    """400 unless the caller sees `image_id`, it is active and a flavor of this size
+    can boot it (create and rebuild)."""
+    who = ImageCaller(caller.project_id, caller.user_id, caller.is_admin)
+    image = session.scalar(select(Image).where(Image.id == image_id, image_query.visible_to(who)))
+    if image is None:
+        raise errors.BadRequest(not_found)
+    if image.status != "active":
+        raise errors.BadRequest(f"Image {image_id} is not active.")
+    if image.min_ram > ram_mb:
+        raise errors.BadRequest("Flavor's memory is too small for requested image.")
+    if disk_gb and (image.min_disk > disk_gb or (image.size or 0) > disk_gb * 1024**3):
+        raise errors.BadRequest("Flavor's disk is too small for requested image.")
 
 
 def _networking(interface: Interface) -> P.Networking:

@@ -4,6 +4,10 @@ Each one changes the instance row and writes the outbox row for its command
 in the caller's transaction, so a command is sent if and only if the change
 it belongs to was committed. The controller process sends outbox rows; the
 launcher's reports then settle the state.
+
+Flavors travel as plain mappings ({"id", "name", "ram", "vcpus", "disk", ...}):
+the instance row keeps its resources, the server attributes the flavor the API
+shows, and a resize in flight keeps the other flavor on the instance.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from ciaostack.core import errors, quota
 from ciaostack.core.controller import states
-from ciaostack.core.db.models import Instance, Outbox, utcnow
+from ciaostack.core.db.models import Instance, Outbox, ServerAttributes, utcnow
 from ciaostack.core.ssntp import payloads as P
 
 NOTIFY_CHANNEL = "ciaostack_outbox"
@@ -46,7 +50,22 @@ class InstanceSpec:
 
 
 def quota_deltas(instance: Instance) -> dict[str, int]:
-    return {"instances": 1, "cores": instance.vcpus, "ram": instance.mem_mb}
+    """What an instance holds against its project's quota: during a resize, the larger
+    of its two flavors, so that whichever it ends up with was paid for."""
+    held = {"instances": 1, "cores": instance.vcpus, "ram": instance.mem_mb}
+    other = instance.new_flavor or instance.old_flavor
+    if other:
+        held["cores"] = max(held["cores"], other["vcpus"])
+        held["ram"] = max(held["ram"], other["ram"])
+    return held
+
+
+def excess(flavor: Mapping[str, Any], than: Mapping[str, Any]) -> dict[str, int]:
+    """The quota `flavor` needs beyond what `than` holds (nothing for a smaller one)."""
+    return {
+        "cores": max(0, flavor["vcpus"] - than["vcpus"]),
+        "ram": max(0, flavor["ram"] - than["ram"]),
+    }
 
 
 def counts_toward_quota(instance: Instance) -> bool:
@@ -197,3 +216,181 @@ def detach_volume(session: Session, instance: Instance, volume_id: str) -> None:
             )
         ),
     )
+
+
+def _instance_action(
+    session: Session, instance: Instance, action: str, task: str, command: str
+) -> None:
+    states.check(action, instance.vm_state, instance.task_state, instance.id)
+    instance.task_state = task
+    enqueue(session, instance.id, command, _command(instance))
+
+
+def pause_instance(session: Session, instance: Instance) -> None:
+    _instance_action(session, instance, "pause", states.PAUSING, "PAUSE")
+
+
+def unpause_instance(session: Session, instance: Instance) -> None:
+    _instance_action(session, instance, "unpause", states.UNPAUSING, "UNPAUSE")
+
+
+def suspend_instance(session: Session, instance: Instance) -> None:
+    _instance_action(session, instance, "suspend", states.SUSPENDING, "SUSPEND")
+
+
+def resume_instance(session: Session, instance: Instance) -> None:
+    _instance_action(session, instance, "resume", states.RESUMING, "RESUME")
+
+
+def rebuild_instance(
+    session: Session,
+    instance: Instance,
+    image_id: str,
+    name: str,
+    metadata: Mapping[str, str],
+    user_data: str,
+) -> None:
+    """The node recreates the workload from `image_id`; the instance keeps its id,
+    node, addresses and flavor, and the START it is re-created from follows."""
+    states.check("rebuild", instance.vm_state, instance.task_state, instance.id)
+    instance.image_id = image_id
+    instance.name = name
+    if instance.start_payload:
+        instance.start_payload = {
+            **instance.start_payload,
+            "image_uuid": image_id,
+            "name": name,
+            "metadata": dict(metadata),
+            "user_data": user_data,
+        }
+    instance.task_state = states.REBUILDING
+    rebuild = P.Rebuild(
+        instance_uuid=instance.id,
+        image_uuid=image_id,
+        workload_agent_uuid=instance.node_uuid or "",
+        name=name,
+        metadata=dict(metadata),
+        user_data=user_data,
+    )
+    enqueue(session, instance.id, "REBUILD", P.to_dict(rebuild))
+
+
+# -- flavors and resizes ---------------------------------------------------------------
+
+
+def requirements_of(flavor: Mapping[str, Any]) -> P.Requirements:
+    return P.Requirements(
+        mem_mb=flavor["ram"], vcpus=flavor["vcpus"], disk_mb=flavor["disk"] * 1024
+    )
+
+
+def current_flavor(session: Session, instance: Instance) -> dict[str, Any]:
+    """The flavor the instance has now; instances made by the core alone have only
+    their resources."""
+    attrs = session.get(ServerAttributes, instance.id)
+    if attrs is not None and attrs.flavor:
+        return {**attrs.flavor, "id": attrs.flavor_id}
+    return {
+        "id": attrs.flavor_id if attrs is not None else "",
+        "name": "",
+        "ram": instance.mem_mb,
+        "vcpus": instance.vcpus,
+        "disk": instance.disk_gb,
+    }
+
+
+def set_flavor(session: Session, instance: Instance, flavor: Mapping[str, Any]) -> None:
+    """The instance now has `flavor`: its resources, the flavor the API shows, and the
+    requirements it would be re-created with."""
+    instance.mem_mb = flavor["ram"]
+    instance.vcpus = flavor["vcpus"]
+    instance.disk_gb = flavor["disk"]
+    attrs = session.get(ServerAttributes, instance.id)
+    if attrs is not None:
+        attrs.flavor_id = flavor["id"]
+        attrs.flavor = {k: v for k, v in flavor.items() if k != "id"}
+    if instance.start_payload:
+        required = P.to_dict(requirements_of(flavor))
+        instance.start_payload = {
+            **instance.start_payload,
+            "requirements": {**instance.start_payload.get("requirements", {}), **required},
+        }
+
+
+def resize_instance(
+    session: Session, instance: Instance, flavor: Mapping[str, Any], limits: Mapping[str, int]
+) -> None:
+    """Ask the instance's node to apply `flavor`; what it adds is reserved now, in this
+    transaction, or the resize is refused (403)."""
+    states.check("resize", instance.vm_state, instance.task_state, instance.id)
+    current = current_flavor(session, instance)
+    quota.reserve(session, instance.project_id, excess(flavor, current), limits)
+    instance.new_flavor = dict(flavor)
+    instance.task_state = states.RESIZE_PREP
+    resize = P.Resize(
+        instance_uuid=instance.id,
+        requirements=requirements_of(flavor),
+        current=requirements_of(current),
+        workload_agent_uuid=instance.node_uuid or "",
+    )
+    enqueue(session, instance.id, "RESIZE", P.to_dict(resize))
+
+
+def confirm_resize(session: Session, instance: Instance) -> None:
+    """Keep the new flavor: the quota the old one held beyond it is freed, and the node
+    may drop what a revert would have needed."""
+    states.check("confirmResize", instance.vm_state, instance.task_state, instance.id)
+    old = instance.old_flavor or current_flavor(session, instance)
+    instance.old_flavor = None
+    quota.release(session, instance.project_id, excess(old, current_flavor(session, instance)))
+    instance.vm_state = states.at_rest(instance.power_state)
+    enqueue(session, instance.id, "CONFIRM_RESIZE", _command(instance))
+
+
+def revert_resize(session: Session, instance: Instance) -> None:
+    """Ask the node to go back to the old flavor; the report of it finishes the revert."""
+    states.check("revertResize", instance.vm_state, instance.task_state, instance.id)
+    old = instance.old_flavor or current_flavor(session, instance)
+    instance.task_state = states.RESIZE_REVERTING
+    revert = P.Resize(
+        instance_uuid=instance.id,
+        requirements=requirements_of(old),
+        current=requirements_of(current_flavor(session, instance)),
+        workload_agent_uuid=instance.node_uuid or "",
+    )
+    enqueue(session, instance.id, "REVERT_RESIZE", P.to_dict(revert))
+
+
+# -- snapshots and the console ------------------------------------------------------------
+
+
+def snapshot_instance(
+    session: Session, instance: Instance, image_id: str, upload_url: str, grant: str
+) -> None:
+    """The node copies the instance's disk and uploads it to `upload_url` with `grant`
+    (the outbox row holds the grant until it is sent; it is good for this image only)."""
+    states.check("createImage", instance.vm_state, instance.task_state, instance.id)
+    instance.task_state = states.IMAGE_SNAPSHOT_PENDING
+    snapshot = P.Snapshot(
+        instance_uuid=instance.id,
+        image_uuid=image_id,
+        upload_url=upload_url,
+        upload_grant=grant,
+        workload_agent_uuid=instance.node_uuid or "",
+    )
+    enqueue(session, instance.id, "SNAPSHOT", P.to_dict(snapshot))
+
+
+def request_console_output(
+    session: Session, instance: Instance, request_id: str, length: int | None
+) -> None:
+    """Ask the node for the console log's tail; its answer arrives as a ConsoleReply row."""
+    if not instance.node_uuid:
+        raise errors.Conflict(f"Instance {instance.id} is not ready")
+    request = P.ConsoleRequest(
+        instance_uuid=instance.id,
+        request_id=request_id,
+        length=-1 if length is None else length,
+        workload_agent_uuid=instance.node_uuid,
+    )
+    enqueue(session, instance.id, "CONSOLE_OUTPUT", P.to_dict(request))

@@ -17,8 +17,16 @@ from sqlalchemy.orm import Session
 
 from ciaostack.core import quota
 from ciaostack.core.controller import states
-from ciaostack.core.controller.operations import counts_toward_quota, enqueue, quota_deltas
-from ciaostack.core.db.models import ComputeNode, Instance, utcnow
+from ciaostack.core.controller.operations import (
+    counts_toward_quota,
+    current_flavor,
+    enqueue,
+    excess,
+    quota_deltas,
+    set_flavor,
+)
+from ciaostack.core.db.models import ComputeNode, ConsoleReply, Instance, utcnow
+from ciaostack.core.images import snapshots
 from ciaostack.core.ssntp import payloads as P
 
 # Reasons where another node may well succeed.
@@ -32,6 +40,12 @@ RETRYABLE = frozenset(
     }
 )
 NO_VALID_HOST = "No valid host was found. "
+# What the scheduler answers for a command whose instance is on no connected node.
+NO_NODE = "no_node"
+# Reasons for which a resize found no room: Nova's "no valid host" case.
+NO_ROOM = frozenset(
+    {NO_NODE, P.StartFailureReason.FULL_CN.value, P.StartFailureReason.NODE_MAINTENANCE.value}
+)
 
 
 def fault(message: str, code: int = 500) -> dict[str, Any]:
@@ -80,29 +94,54 @@ def node_status(session: Session, node_uuid: str, status: str) -> None:
     _node(session, node_uuid).status = status
 
 
+# Tasks a running instance finishes (the launcher reports the new state once it is reached).
+_ENDED_BY_RUNNING = frozenset(
+    {
+        states.REBOOTING,
+        states.REBOOTING_HARD,
+        states.POWERING_ON,
+        states.SPAWNING,
+        states.UNPAUSING,
+        states.RESUMING,
+    }
+)
+# Tasks that leave an instance in the node's state, and the state each settles in.
+_SETTLED_AS = {
+    (P.InstanceState.PAUSED, states.PAUSING): states.PAUSED,
+    (P.InstanceState.SUSPENDED, states.SUSPENDING): states.SUSPENDED,
+}
+_POWER = {
+    P.InstanceState.RUNNING: states.Power.RUNNING,
+    P.InstanceState.STOPPED: states.Power.SHUTDOWN,
+    P.InstanceState.EXITED: states.Power.SHUTDOWN,
+    P.InstanceState.PAUSED: states.Power.PAUSED,
+    P.InstanceState.SUSPENDED: states.Power.SUSPENDED,
+    P.InstanceState.ERROR: states.Power.CRASHED,
+}
+
+
 def _settle(instance: Instance, stat: P.InstanceStat) -> None:
-    """Move an instance to what its node reports, finishing the task in flight."""
-    if stat.state is P.InstanceState.RUNNING:
-        if instance.vm_state in (states.BUILDING, states.STOPPED) or instance.task_state in (
-            states.REBOOTING,
-            states.REBOOTING_HARD,
-            states.POWERING_ON,
-            states.SPAWNING,
-        ):
-            instance.vm_state = states.ACTIVE
-            instance.task_state = None
+    """Move an instance to what its node reports, finishing the task in flight.
+
+    A report never ends a task it cannot be the result of: a STATS sent before
+    a pause reached the node says "running", which ends no pausing.
+    """
+    state, task = stat.state, instance.task_state
+    settled = _SETTLED_AS.get((state, task))
+    if state is P.InstanceState.RUNNING:
         if instance.launched_at is None:
             instance.launched_at = utcnow()
-        instance.power_state = states.RUNNING
-    elif stat.state in (P.InstanceState.STOPPED, P.InstanceState.EXITED):
-        if instance.vm_state == states.ACTIVE or instance.task_state == states.POWERING_OFF:
-            instance.vm_state = states.STOPPED
-            instance.task_state = None
-        instance.power_state = states.SHUTDOWN
-    elif stat.state is P.InstanceState.PAUSED:
-        instance.power_state = states.PAUSED
-    elif stat.state is P.InstanceState.ERROR:
-        instance.power_state = states.CRASHED
+        if instance.vm_state in (states.BUILDING, states.STOPPED) or task in _ENDED_BY_RUNNING:
+            settled = states.ACTIVE
+    elif state in (P.InstanceState.STOPPED, P.InstanceState.EXITED) and (
+        instance.vm_state == states.ACTIVE or task == states.POWERING_OFF
+    ):
+        settled = states.STOPPED
+    if settled is not None:
+        instance.vm_state = settled
+        instance.task_state = None
+    if state in _POWER:
+        instance.power_state = _POWER[state]
 
 
 def stats(session: Session, report: P.Stats) -> list[str]:
@@ -168,7 +207,7 @@ def instance_deleted(session: Session, event: P.InstanceEvent) -> None:
     if instance is not None and instance.deleted:
         instance.vm_state = states.DELETED
         instance.task_state = None
-        instance.power_state = states.NOSTATE
+        instance.power_state = states.Power.NOSTATE
 
 
 def start_failed(session: Session, failure: P.StartFailure, max_attempts: int) -> bool:
@@ -219,14 +258,96 @@ def start_failed(session: Session, failure: P.StartFailure, max_attempts: int) -
 
 
 def instance_failure(session: Session, failure: P.InstanceFailure, command: str) -> None:
-    """STOP/RESTART/DELETE refused by a node: clear the task, or finish a delete."""
+    """A command refused by a node (or by the scheduler, reason `no_node`): clear the
+    task with a fault, or finish a delete. A rebuild that failed on the node leaves
+    no workload behind, so the instance is in error."""
     instance = session.get(Instance, failure.instance_uuid)
     if instance is None:
         return
     if command == "DELETE" or instance.deleted:
-        if instance.deleted and failure.reason == "no_node":
+        if instance.deleted and failure.reason == NO_NODE:
             instance.vm_state = states.DELETED
             instance.task_state = None
         return
+    message = f"{command} failed: {failure.message or failure.reason}"
+    if command == "REBUILD" and failure.reason != NO_NODE:
+        set_error(session, instance, message)
+        return
     instance.task_state = None
-    instance.fault = fault(f"{command} failed: {failure.message or failure.reason}")
+    instance.fault = fault(message)
+
+
+# -- server actions' reports ----------------------------------------------------------------
+
+
+def _live(session: Session, instance_uuid: str, task: str) -> Instance | None:
+    """The instance if it is still in `task` (reports may repeat or come late)."""
+    instance = session.get(Instance, instance_uuid)
+    if instance is None or instance.deleted or instance.task_state != task:
+        return None
+    return instance
+
+
+def instance_rebuilt(session: Session, event: P.InstanceEvent) -> None:
+    instance = _live(session, event.instance_uuid, states.REBUILDING)
+    if instance is not None:
+        instance.task_state = None
+
+
+def instance_resized(session: Session, event: P.InstanceEvent) -> None:
+    """The node has the new flavor: the server waits for its owner's verdict, keeping
+    the old flavor for a revert."""
+    instance = _live(session, event.instance_uuid, states.RESIZE_PREP)
+    if instance is None or instance.new_flavor is None:
+        return
+    old = current_flavor(session, instance)
+    set_flavor(session, instance, instance.new_flavor)
+    instance.old_flavor, instance.new_flavor = old, None
+    instance.vm_state = states.RESIZED
+    instance.task_state = None
+
+
+def resize_failed(session: Session, failure: P.InstanceFailure) -> None:
+    """No room on the node (or it refused): back to the old flavor as it was, with the
+    quota reserved for the new one freed and a fault for the instance action."""
+    instance = _live(session, failure.instance_uuid, states.RESIZE_PREP)
+    if instance is None or instance.new_flavor is None:
+        return
+    wanted, instance.new_flavor = instance.new_flavor, None
+    quota.release(session, instance.project_id, excess(wanted, current_flavor(session, instance)))
+    instance.task_state = None
+    detail = failure.message or failure.reason
+    instance.fault = fault(NO_VALID_HOST + detail if failure.reason in NO_ROOM else detail)
+
+
+def resize_reverted(session: Session, event: P.InstanceEvent) -> None:
+    instance = _live(session, event.instance_uuid, states.RESIZE_REVERTING)
+    if instance is None or instance.old_flavor is None:
+        return
+    resized = current_flavor(session, instance)
+    set_flavor(session, instance, instance.old_flavor)
+    instance.old_flavor = None
+    quota.release(session, instance.project_id, excess(resized, current_flavor(session, instance)))
+    instance.vm_state = states.at_rest(instance.power_state)
+    instance.task_state = None
+
+
+def snapshot_uploaded(session: Session, event: P.SnapshotEvent) -> None:
+    instance = _live(session, event.instance_uuid, states.IMAGE_SNAPSHOT_PENDING)
+    if instance is not None:
+        instance.task_state = None
+
+
+def snapshot_failed(session: Session, failure: P.SnapshotFailure) -> None:
+    """As Nova: the image that will never get its data goes, the instance gets a fault."""
+    snapshots.discard_unfinished(session, failure.image_uuid)
+    instance = _live(session, failure.instance_uuid, states.IMAGE_SNAPSHOT_PENDING)
+    if instance is not None:
+        instance.task_state = None
+        instance.fault = fault(f"SNAPSHOT failed: {failure.message or failure.reason}")
+
+
+def console_reply(session: Session, request_id: str, instance_id: str, **reply: str) -> None:
+    """Keep a node's answer for the API request waiting on it (idempotent: every
+    controller receives it)."""
+    session.merge(ConsoleReply(request_id=request_id, instance_id=instance_id, **reply))

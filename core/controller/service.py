@@ -8,7 +8,8 @@ Three loops share one SSNTP connection to the scheduler:
 - the report consumer applies launcher reports in batches, one transaction
   per batch, in arrival order;
 - the reconciler ends builds that took too long, re-sends commands whose
-  effect never showed, and finishes deletes whose node is gone.
+  effect never showed, finishes deletes whose node is gone, and drops
+  console-output replies that no API request waits for any more.
 Several controllers may run at once: the datastore decides who does what.
 """
 
@@ -32,7 +33,7 @@ from sqlalchemy.orm import Session
 
 from ciaostack.core.controller import reports, states
 from ciaostack.core.controller.operations import enqueue
-from ciaostack.core.db.models import ComputeNode, Instance, Outbox, utcnow
+from ciaostack.core.db.models import ComputeNode, ConsoleReply, Instance, Outbox, utcnow
 from ciaostack.core.db.session import Database
 from ciaostack.core.ssntp import payloads as P
 from ciaostack.core.ssntp.frames import Command, Error, Event, Frame, Role, Status, Type
@@ -49,11 +50,36 @@ COMMANDS = {
     "DETACH_VOLUME": Command.DETACH_VOLUME,
     "EVACUATE": Command.EVACUATE,
     "RESTORE": Command.RESTORE,
+    "PAUSE": Command.PAUSE,
+    "UNPAUSE": Command.UNPAUSE,
+    "SUSPEND": Command.SUSPEND,
+    "RESUME": Command.RESUME,
+    "REBUILD": Command.REBUILD,
+    "RESIZE": Command.RESIZE,
+    "CONFIRM_RESIZE": Command.CONFIRM_RESIZE,
+    "REVERT_RESIZE": Command.REVERT_RESIZE,
+    "SNAPSHOT": Command.SNAPSHOT,
+    "CONSOLE_OUTPUT": Command.CONSOLE_OUTPUT,
 }
+# Failures that clear the task they answer (reports.instance_failure).
 FAILURE_COMMAND = {
     Error.STOP_FAILURE: "STOP",
     Error.DELETE_FAILURE: "DELETE",
     Error.RESTART_FAILURE: "RESTART",
+    Error.PAUSE_FAILURE: "PAUSE",
+    Error.UNPAUSE_FAILURE: "UNPAUSE",
+    Error.SUSPEND_FAILURE: "SUSPEND",
+    Error.RESUME_FAILURE: "RESUME",
+    Error.REBUILD_FAILURE: "REBUILD",
+    Error.CONFIRM_RESIZE_FAILURE: "CONFIRM_RESIZE",
+    Error.REVERT_RESIZE_FAILURE: "REVERT_RESIZE",
+}
+# Events that end a server action's task.
+ACTION_EVENTS = {
+    Event.INSTANCE_REBUILT: reports.instance_rebuilt,
+    Event.INSTANCE_RESIZED: reports.instance_resized,
+    Event.RESIZE_REVERTED: reports.resize_reverted,
+    Event.SNAPSHOT_UPLOADED: reports.snapshot_uploaded,
 }
 NODE_STATUS = {
     Status.FULL: "FULL",
@@ -62,6 +88,8 @@ NODE_STATUS = {
 }
 BATCH = 500
 LEASE = dt.timedelta(seconds=10)
+# Console replies nobody waits for any more (the API request timed out) are dropped then.
+CONSOLE_REPLY_TTL = dt.timedelta(minutes=2)
 
 
 # SQLSTATEs of a transaction that lost a race with another controller (deadlock,
@@ -266,6 +294,20 @@ class Controller:
                     reports.node_connected(session, message)
                 elif key == (Type.EVENT, Event.NODE_DISCONNECTED):
                     reports.node_disconnected(session, message)
+                elif frame.type == Type.EVENT and frame.operand in ACTION_EVENTS:
+                    ACTION_EVENTS[frame.operand](session, message)
+                elif key == (Type.EVENT, Event.CONSOLE_OUTPUT):
+                    reports.console_reply(
+                        session, message.request_id, message.instance_uuid, output=message.output
+                    )
+                elif key == (Type.ERROR, Error.CONSOLE_OUTPUT_FAILURE):
+                    reports.console_reply(
+                        session, message.request_id, message.instance_uuid, error=message.reason
+                    )
+                elif key == (Type.ERROR, Error.RESIZE_FAILURE):
+                    reports.resize_failed(session, message)
+                elif key == (Type.ERROR, Error.SNAPSHOT_FAILURE):
+                    reports.snapshot_failed(session, message)
                 elif key == (Type.ERROR, Error.START_FAILURE):
                     wake |= reports.start_failed(session, message, self.max_attempts)
                 elif frame.type == Type.ERROR and frame.operand in FAILURE_COMMAND:
@@ -322,6 +364,9 @@ class Controller:
                     instance.updated_at = now
                     queued = True
             queued |= self._finish_deletes(session, now)
+            session.execute(
+                delete(ConsoleReply).where(ConsoleReply.created_at < now - CONSOLE_REPLY_TTL)
+            )
         return queued
 
     def _finish_deletes(self, session: Session, now: dt.datetime) -> bool:

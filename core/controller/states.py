@@ -8,9 +8,14 @@ from __future__ import annotations
 
 from ciaostack.core import errors
 
+# vm states: where the instance is at rest
 BUILDING = "building"
 ACTIVE = "active"
 STOPPED = "stopped"
+PAUSED = "paused"
+SUSPENDED = "suspended"
+# A resize the node has applied, waiting for the owner to confirm or revert it.
+RESIZED = "resized"
 ERROR = "error"
 DELETED = "deleted"
 
@@ -20,29 +25,57 @@ POWERING_OFF = "powering-off"
 POWERING_ON = "powering-on"
 REBOOTING = "rebooting"
 REBOOTING_HARD = "rebooting_hard"
+PAUSING = "pausing"
+UNPAUSING = "unpausing"
+SUSPENDING = "suspending"
+RESUMING = "resuming"
+REBUILDING = "rebuilding"
+RESIZE_PREP = "resize_prep"
+RESIZE_REVERTING = "resize_reverting"
+IMAGE_SNAPSHOT_PENDING = "image_snapshot_pending"
 DELETING = "deleting"
 
-# power states (Nova's numbers)
-NOSTATE = 0
-RUNNING = 1
-PAUSED = 3
-SHUTDOWN = 4
-CRASHED = 6
 
-# action -> vm_states it may start from
+class Power:
+    """Power states (Nova's numbers), as the node last reported them."""
+
+    NOSTATE = 0
+    RUNNING = 1
+    PAUSED = 3
+    SHUTDOWN = 4
+    CRASHED = 6
+    SUSPENDED = 7
+
+
+# action -> vm_states it may start from (Nova's rules; action names are the API's)
 ALLOWED: dict[str, frozenset[str]] = {
     "stop": frozenset({ACTIVE, ERROR}),
     "start": frozenset({STOPPED}),
     "reboot": frozenset({ACTIVE, STOPPED, ERROR}),
-    "delete": frozenset({BUILDING, ACTIVE, STOPPED, ERROR}),
+    "delete": frozenset({BUILDING, ACTIVE, STOPPED, PAUSED, SUSPENDED, RESIZED, ERROR}),
+    "pause": frozenset({ACTIVE}),
+    "unpause": frozenset({PAUSED}),
+    "suspend": frozenset({ACTIVE}),
+    "resume": frozenset({SUSPENDED}),
+    "rebuild": frozenset({ACTIVE, STOPPED}),
+    "resize": frozenset({ACTIVE, STOPPED}),
+    "confirmResize": frozenset({RESIZED}),
+    "revertResize": frozenset({RESIZED}),
+    "createImage": frozenset({ACTIVE, STOPPED, PAUSED, SUSPENDED}),
 }
 # actions allowed while another task is in flight
 INTERRUPTIBLE_BY = {"delete": None}
 
 
-def check(action: str, vm_state: str, task_state: str | None) -> None:
+def check(action: str, vm_state: str, task_state: str | None, instance_id: str = "") -> None:
     """Conflict (409) when `action` can't be taken now, with Nova's wording."""
+    subject = f"instance {instance_id}" if instance_id else "instance"
     if vm_state not in ALLOWED[action]:
-        raise errors.Conflict(f"Cannot '{action}' instance while it is in vm_state {vm_state}")
+        raise errors.Conflict(f"Cannot '{action}' {subject} while it is in vm_state {vm_state}")
     if task_state is not None and action not in INTERRUPTIBLE_BY:
-        raise errors.Conflict(f"Cannot '{action}' instance while it is in task_state {task_state}")
+        raise errors.Conflict(f"Cannot '{action}' {subject} while it is in task_state {task_state}")
+
+
+def at_rest(power_state: int) -> str:
+    """The vm_state an instance settles in after a task that kept its power state."""
+    return STOPPED if power_state == Power.SHUTDOWN else ACTIVE

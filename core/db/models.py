@@ -210,6 +210,11 @@ class Instance(Base):
     excluded_nodes: Mapped[list] = mapped_column(JSON, default=list)
     fault: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     usage: Mapped[dict] = mapped_column(JSON, default=dict)
+    # A resize in flight: the flavor asked for until the node applied it (`new_flavor`),
+    # then the flavor it had before until the owner confirms or reverts (`old_flavor`).
+    # Each is {"id", "name", "ram", "vcpus", "disk", ...}; quota holds the larger one.
+    new_flavor: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    old_flavor: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
     launched_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
@@ -229,6 +234,19 @@ class Outbox(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     claimed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     claimed_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True, index=True)
+
+
+class ConsoleReply(Base):
+    """A node's answer to a console-output request, kept until the API request that
+    waits for it reads it (or the controller finds it stale)."""
+
+    __tablename__ = "console_replies"
+    request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    instance_id: Mapped[str] = mapped_column(String(36))
+    output: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Why the node could not answer (its failure reason); NULL with an output.
+    error: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
 
 
 class QuotaUsage(Base):

@@ -172,7 +172,7 @@ class Images:
         with self.db.session() as session:
             if session.get(Image, row.id) is not None:
                 raise errors.Conflict(f"Image with identifier {row.id} already exists!")
-            self._check_count_quota(session, row.owner)
+            self.check_count_quota(session, row.owner)
             session.add(row)
             session.flush()
             session.add_all(
@@ -182,7 +182,8 @@ class Images:
             session.flush()
             return self.describe(session, caller, row)
 
-    def _check_count_quota(self, session: Session, owner: str | None) -> None:
+    def check_count_quota(self, session: Session, owner: str | None) -> None:
+        """413 when `owner` has as many images as the quota allows (new snapshots too)."""
         quota = self.limits.quota_images
         if quota == UNLIMITED or owner is None:
             return

@@ -95,6 +95,35 @@ RULES = [
         "POST",
         ACTION,
     ),
+    _rule("os-pause-server:pause", PROJECT_MEMBER_OR_ADMIN, "Pause a server.", "POST", ACTION),
+    _rule("os-pause-server:unpause", PROJECT_MEMBER_OR_ADMIN, "Unpause a server.", "POST", ACTION),
+    _rule(
+        "os-suspend-server:suspend", PROJECT_MEMBER_OR_ADMIN, "Suspend a server.", "POST", ACTION
+    ),
+    _rule("os-suspend-server:resume", PROJECT_MEMBER_OR_ADMIN, "Resume a server.", "POST", ACTION),
+    _rule("servers:rebuild", PROJECT_MEMBER_OR_ADMIN, "Rebuild a server.", "POST", ACTION),
+    _rule("servers:resize", PROJECT_MEMBER_OR_ADMIN, "Resize a server.", "POST", ACTION),
+    _rule(
+        "servers:confirm_resize",
+        PROJECT_MEMBER_OR_ADMIN,
+        "Confirm a server's resize.",
+        "POST",
+        ACTION,
+    ),
+    _rule(
+        "servers:revert_resize",
+        PROJECT_MEMBER_OR_ADMIN,
+        "Revert a server's resize.",
+        "POST",
+        ACTION,
+    ),
+    _rule(
+        "servers:create_image",
+        PROJECT_MEMBER_OR_ADMIN,
+        "Snapshot a server into an image (createImage).",
+        "POST",
+        ACTION,
+    ),
     _rule(
         "os-console-output",
         PROJECT_MEMBER_OR_ADMIN,

@@ -142,6 +142,31 @@ class NodeTable:
         self.instance_node[instance] = node.uuid
         return node
 
+    def grow(self, node_uuid: str, current: Requirements, wanted: Requirements) -> Node:
+        """Reserve on an instance's node what a resize from `current` to `wanted` adds
+        (nothing for what shrinks); PlacementError when the node cannot take it."""
+        node = self.nodes.get(node_uuid)
+        if node is None:
+            raise PlacementError(StartFailureReason.NO_CN, f"node {node_uuid} is not connected")
+        if node.status in (NodeStatus.MAINTENANCE, NodeStatus.OFFLINE):
+            raise PlacementError(
+                StartFailureReason.NODE_MAINTENANCE, f"node {node_uuid} is {node.status.value}"
+            )
+        mem = max(0, wanted.mem_mb - current.mem_mb)
+        disk = max(0, wanted.disk_mb - current.disk_mb)
+        vcpus = max(0, wanted.vcpus - current.vcpus)
+        if mem > node.mem_free_mb or disk > node.disk_free_mb or vcpus > node.vcpus_free:
+            raise PlacementError(
+                StartFailureReason.FULL_CN,
+                f"node {node_uuid} has no room to add {mem} MB, {disk} MB disk, {vcpus} vCPUs "
+                f"(free: {node.mem_free_mb} MB, {node.disk_free_mb} MB disk, "
+                f"{node.vcpus_free} vCPUs)",
+            )
+        node.mem_free_mb -= mem
+        node.disk_free_mb -= disk
+        node.vcpus_free -= vcpus
+        return node
+
     def _pinned(self, req: Requirements) -> Node:
         node = self.nodes.get(req.node_id)
         if node is None:

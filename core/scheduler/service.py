@@ -5,6 +5,9 @@ Forwarding rules:
   fits, the controller gets StartFailure with the reason.
 - Other instance commands go to the node that holds the instance (or the node
   the payload names); unknown instance: the matching failure to the sender.
+  A RESIZE stays on that node: it goes there only if the node has room for what
+  the instance grows by (reserved until the node's next READY), else the
+  controller gets ResizeFailure.
 - EVACUATE and RESTORE go to the node they name; CONFIGURE to every peer.
 - Launchers' STATS, events and errors go to every connected controller.
 - Node arrivals and departures are announced to controllers as
@@ -28,10 +31,23 @@ from ciaostack.core.ssntp.transport import Connection, Server
 LOG = logging.getLogger("ciaostack.scheduler")
 
 AGENT_ROLES = Role.AGENT | Role.NETAGENT
+NO_NODE = "no_node"
+_NO_NODE_MESSAGE = "no connected node holds this instance"
+# Commands for the node holding an instance, and the error that says it cannot be reached.
 _INSTANCE_FAILURES = {
     Command.STOP: Error.STOP_FAILURE,
     Command.DELETE: Error.DELETE_FAILURE,
     Command.RESTART: Error.RESTART_FAILURE,
+    Command.PAUSE: Error.PAUSE_FAILURE,
+    Command.UNPAUSE: Error.UNPAUSE_FAILURE,
+    Command.SUSPEND: Error.SUSPEND_FAILURE,
+    Command.RESUME: Error.RESUME_FAILURE,
+    Command.REBUILD: Error.REBUILD_FAILURE,
+    Command.RESIZE: Error.RESIZE_FAILURE,
+    Command.CONFIRM_RESIZE: Error.CONFIRM_RESIZE_FAILURE,
+    Command.REVERT_RESIZE: Error.REVERT_RESIZE_FAILURE,
+    Command.SNAPSHOT: Error.SNAPSHOT_FAILURE,
+    Command.CONSOLE_OUTPUT: Error.CONSOLE_OUTPUT_FAILURE,
 }
 _VOLUME_FAILURES = {
     Command.ATTACH_VOLUME: Error.ATTACH_VOLUME_FAILURE,
@@ -138,14 +154,11 @@ class Scheduler:
             node = message.workload_agent_uuid or self.table.instance_node.get(
                 message.instance_uuid
             )
+            if op == Command.RESIZE and not await self._room_for(conn, message, node):
+                return
             if not node or not await self._to_node(node, frame):
                 await conn.send_error(
-                    _INSTANCE_FAILURES[op],
-                    P.InstanceFailure(
-                        instance_uuid=message.instance_uuid,
-                        reason="no_node",
-                        message="no connected node holds this instance",
-                    ),
+                    _INSTANCE_FAILURES[op], _failure(message, NO_NODE, _NO_NODE_MESSAGE)
                 )
         elif op in _VOLUME_FAILURES:
             node = message.workload_agent_uuid or self.table.instance_node.get(
@@ -157,8 +170,8 @@ class Scheduler:
                     P.VolumeFailure(
                         instance_uuid=message.instance_uuid,
                         volume_uuid=message.volume_uuid,
-                        reason="no_node",
-                        message="no connected node holds this instance",
+                        reason=NO_NODE,
+                        message=_NO_NODE_MESSAGE,
                     ),
                 )
         elif op in (Command.EVACUATE, Command.RESTORE):
@@ -203,6 +216,21 @@ class Scheduler:
             return
         LOG.debug("instance=%s placed on node=%s", start.instance_uuid, node.uuid)
 
+    async def _room_for(self, conn: Connection, resize: P.Resize, node: str | None) -> bool:
+        """A resize stays on the instance's node: reserve there what it grows by, or
+        answer ResizeFailure (Nova's "no valid host") when the node has no room."""
+        if not node:
+            return True  # answered no_node by the caller
+        try:
+            self.table.grow(node, resize.current, resize.requirements)
+        except PlacementError as exc:
+            LOG.info("instance=%s not resized on node=%s: %s", resize.instance_uuid, node, exc)
+            await conn.send_error(
+                Error.RESIZE_FAILURE, _failure(resize, exc.reason.value, exc.message)
+            )
+            return False
+        return True
+
     async def _from_agent(self, conn: Connection, frame: Frame, message: Any) -> None:
         node_uuid = str(conn.peer_uuid)
         if frame.type == Type.STATUS:
@@ -230,3 +258,12 @@ class Scheduler:
             Error.INVALID_FRAME_TYPE,
             P.InvalidFrame(frame_type=int(frame.type), operand=int(frame.operand), message=why),
         )
+
+
+def _failure(command: Any, reason: str, message: str) -> Any:
+    """The failure payload answering `command` (each kind names what it was about)."""
+    if isinstance(command, P.Snapshot):
+        return P.SnapshotFailure(command.instance_uuid, command.image_uuid, reason, message)
+    if isinstance(command, P.ConsoleRequest):
+        return P.ConsoleFailure(command.instance_uuid, command.request_id, reason, message)
+    return P.InstanceFailure(instance_uuid=command.instance_uuid, reason=reason, message=message)

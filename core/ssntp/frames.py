@@ -57,6 +57,17 @@ class Command(enum.IntEnum):
     DETACH_VOLUME = 11
     RESTORE = 12
     HEARTBEAT = 13  # ciaostack: keeps idle connections proven alive
+    # ciaostack: the compute API's server actions, carried to the node holding the instance
+    PAUSE = 14
+    UNPAUSE = 15
+    SUSPEND = 16
+    RESUME = 17
+    REBUILD = 18
+    RESIZE = 19
+    CONFIRM_RESIZE = 20
+    REVERT_RESIZE = 21
+    SNAPSHOT = 22
+    CONSOLE_OUTPUT = 23
 
 
 class Status(enum.IntEnum):
@@ -78,6 +89,12 @@ class Event(enum.IntEnum):
     NODE_DISCONNECTED = 7
     PUBLIC_IP_UNASSIGNED = 8
     INSTANCE_STOPPED = 9
+    # ciaostack: what the node reports once a server action is done
+    INSTANCE_REBUILT = 10
+    INSTANCE_RESIZED = 11
+    RESIZE_REVERTED = 12
+    SNAPSHOT_UPLOADED = 13
+    CONSOLE_OUTPUT = 14
 
 
 class Error(enum.IntEnum):
@@ -93,6 +110,17 @@ class Error(enum.IntEnum):
     DETACH_VOLUME_FAILURE = 9
     ASSIGN_PUBLIC_IP_FAILURE = 10
     UNASSIGN_PUBLIC_IP_FAILURE = 11
+    # ciaostack: server actions the node (or the scheduler) could not carry out
+    PAUSE_FAILURE = 12
+    UNPAUSE_FAILURE = 13
+    SUSPEND_FAILURE = 14
+    RESUME_FAILURE = 15
+    REBUILD_FAILURE = 16
+    RESIZE_FAILURE = 17
+    CONFIRM_RESIZE_FAILURE = 18
+    REVERT_RESIZE_FAILURE = 19
+    SNAPSHOT_FAILURE = 20
+    CONSOLE_OUTPUT_FAILURE = 21
 
 
 OPERANDS: dict[Type, type[enum.IntEnum]] = {

@@ -147,11 +147,66 @@ class Start:
 
 @dataclasses.dataclass(frozen=True)
 class InstanceCommand:
-    """STOP, DELETE, RESTART: an instance on the node that holds it."""
+    """STOP, DELETE, RESTART, PAUSE, UNPAUSE, SUSPEND, RESUME, CONFIRM_RESIZE: an
+    instance on the node that holds it."""
 
     instance_uuid: str
     workload_agent_uuid: str = ""
     reboot: str = ""  # RESTART of a running instance: "soft" or "hard"
+
+
+@dataclasses.dataclass(frozen=True)
+class Rebuild:
+    """REBUILD: recreate the instance's workload from another image (or the same one
+    afresh), keeping its identity, addresses and volumes."""
+
+    instance_uuid: str
+    image_uuid: str
+    workload_agent_uuid: str = ""
+    name: str = ""
+    metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+    user_data: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Resize:
+    """RESIZE and REVERT_RESIZE: the instance is to have `requirements` where it has
+    `current`; what it grows by must fit on its node."""
+
+    instance_uuid: str
+    requirements: Requirements
+    current: Requirements
+    workload_agent_uuid: str = ""
+
+
+# How a node presents a SNAPSHOT's upload: the grant and the formats it produced ride in
+# these headers of an HTTP PUT of the disk to `upload_url` (see docs/ssntp.md).
+UPLOAD_GRANT_HEADER = "X-Upload-Grant"
+UPLOAD_DISK_FORMAT_HEADER = "X-Image-Disk-Format"
+UPLOAD_CONTAINER_FORMAT_HEADER = "X-Image-Container-Format"
+
+
+@dataclasses.dataclass(frozen=True)
+class Snapshot:
+    """SNAPSHOT: copy the instance's disk and upload it to `upload_url`, presenting
+    `upload_grant` (a short-lived credential good for that one image only)."""
+
+    instance_uuid: str
+    image_uuid: str
+    upload_url: str
+    upload_grant: str
+    workload_agent_uuid: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class ConsoleRequest:
+    """CONSOLE_OUTPUT: the last `length` lines of the console log (-1: all of it),
+    answered by an event carrying the same `request_id`."""
+
+    instance_uuid: str
+    request_id: str
+    length: int = -1
+    workload_agent_uuid: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -241,9 +296,28 @@ class NodeOnly:
 
 @dataclasses.dataclass(frozen=True)
 class InstanceEvent:
-    """InstanceDeleted and InstanceStopped."""
+    """InstanceDeleted, InstanceStopped, InstanceRebuilt, InstanceResized, ResizeReverted."""
 
     instance_uuid: str
+    node_uuid: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class SnapshotEvent:
+    """SnapshotUploaded: the image has the instance's disk."""
+
+    instance_uuid: str
+    image_uuid: str
+    node_uuid: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class ConsoleOutput:
+    """ConsoleOutput: the answer to a CONSOLE_OUTPUT command."""
+
+    instance_uuid: str
+    request_id: str
+    output: str = ""
     node_uuid: str = ""
 
 
@@ -292,9 +366,25 @@ class StartFailure:
 
 @dataclasses.dataclass(frozen=True)
 class InstanceFailure:
-    """StopFailure, DeleteFailure, RestartFailure."""
+    """StopFailure, DeleteFailure, RestartFailure and the server actions' failures."""
 
     instance_uuid: str
+    reason: str
+    message: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class SnapshotFailure:
+    instance_uuid: str
+    image_uuid: str
+    reason: str
+    message: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class ConsoleFailure:
+    instance_uuid: str
+    request_id: str
     reason: str
     message: str = ""
 
@@ -349,6 +439,16 @@ MESSAGES: dict[tuple[Type, enum.IntEnum], type] = {
     (Type.COMMAND, Command.DETACH_VOLUME): VolumeCommand,
     (Type.COMMAND, Command.RESTORE): Restore,
     (Type.COMMAND, Command.HEARTBEAT): Heartbeat,
+    (Type.COMMAND, Command.PAUSE): InstanceCommand,
+    (Type.COMMAND, Command.UNPAUSE): InstanceCommand,
+    (Type.COMMAND, Command.SUSPEND): InstanceCommand,
+    (Type.COMMAND, Command.RESUME): InstanceCommand,
+    (Type.COMMAND, Command.REBUILD): Rebuild,
+    (Type.COMMAND, Command.RESIZE): Resize,
+    (Type.COMMAND, Command.CONFIRM_RESIZE): InstanceCommand,
+    (Type.COMMAND, Command.REVERT_RESIZE): Resize,
+    (Type.COMMAND, Command.SNAPSHOT): Snapshot,
+    (Type.COMMAND, Command.CONSOLE_OUTPUT): ConsoleRequest,
     (Type.STATUS, Status.CONNECTED): Connected,
     (Type.STATUS, Status.READY): Ready,
     (Type.STATUS, Status.FULL): NodeOnly,
@@ -364,6 +464,11 @@ MESSAGES: dict[tuple[Type, enum.IntEnum], type] = {
     (Type.EVENT, Event.NODE_DISCONNECTED): NodeEvent,
     (Type.EVENT, Event.PUBLIC_IP_UNASSIGNED): PublicIP,
     (Type.EVENT, Event.INSTANCE_STOPPED): InstanceEvent,
+    (Type.EVENT, Event.INSTANCE_REBUILT): InstanceEvent,
+    (Type.EVENT, Event.INSTANCE_RESIZED): InstanceEvent,
+    (Type.EVENT, Event.RESIZE_REVERTED): InstanceEvent,
+    (Type.EVENT, Event.SNAPSHOT_UPLOADED): SnapshotEvent,
+    (Type.EVENT, Event.CONSOLE_OUTPUT): ConsoleOutput,
     (Type.ERROR, Error.INVALID_FRAME_TYPE): InvalidFrame,
     (Type.ERROR, Error.START_FAILURE): StartFailure,
     (Type.ERROR, Error.STOP_FAILURE): InstanceFailure,
@@ -376,6 +481,16 @@ MESSAGES: dict[tuple[Type, enum.IntEnum], type] = {
     (Type.ERROR, Error.DETACH_VOLUME_FAILURE): VolumeFailure,
     (Type.ERROR, Error.ASSIGN_PUBLIC_IP_FAILURE): PublicIPFailure,
     (Type.ERROR, Error.UNASSIGN_PUBLIC_IP_FAILURE): PublicIPFailure,
+    (Type.ERROR, Error.PAUSE_FAILURE): InstanceFailure,
+    (Type.ERROR, Error.UNPAUSE_FAILURE): InstanceFailure,
+    (Type.ERROR, Error.SUSPEND_FAILURE): InstanceFailure,
+    (Type.ERROR, Error.RESUME_FAILURE): InstanceFailure,
+    (Type.ERROR, Error.REBUILD_FAILURE): InstanceFailure,
+    (Type.ERROR, Error.RESIZE_FAILURE): InstanceFailure,
+    (Type.ERROR, Error.CONFIRM_RESIZE_FAILURE): InstanceFailure,
+    (Type.ERROR, Error.REVERT_RESIZE_FAILURE): InstanceFailure,
+    (Type.ERROR, Error.SNAPSHOT_FAILURE): SnapshotFailure,
+    (Type.ERROR, Error.CONSOLE_OUTPUT_FAILURE): ConsoleFailure,
 }
 
 T = TypeVar("T")

@@ -10,20 +10,19 @@ primary's project for the reader.
 
 from __future__ import annotations
 
-import configparser
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support.cloud import Cloud
-from tests.support.identity import create_user, grant, role_id
 from tests.support.tempest import (
     TEMPEST,
     Account,
     Workspace,
+    glance_settings,
     provision_account,
+    provision_reader,
     remove_account,
 )
 
@@ -102,65 +101,21 @@ KNOWN = {
 }
 
 
-def _reader_in(cloud: Cloud, member: Account) -> Account:
-    """A second user with the reader role on `member`'s project."""
-    admin = cloud.token()
-    password = secrets.token_urlsafe(12)
-    user = create_user(cloud, admin, password)
-    grant(cloud, admin, member.project_id, user["id"], role_id(cloud, admin, "reader"))
-    return Account(
-        username=user["name"],
-        password=password,
-        project_name=member.project_name,
-        user_id=user["id"],
-        project_id=member.project_id,
-        roles=("reader",),
-    )
-
-
 @pytest.fixture
 def accounts(cloud: Cloud) -> Iterator[list[Account]]:
     alt = provision_account(cloud)
     primary = provision_account(cloud)
-    reader = _reader_in(cloud, primary)
+    reader = provision_reader(cloud, primary)
     made = [alt, primary, reader]
     yield made
     for account in made:
         remove_account(cloud, account)
 
 
-def _enable_glance(workspace: Workspace, cloud: Cloud) -> None:
-    conf = configparser.ConfigParser(interpolation=None)
-    conf.read(workspace.config_file)
-    conf["service_available"]["glance"] = "true"
-    conf.read_dict(
-        {
-            "image": {
-                "catalog_type": "image",
-                "region": conf["identity"]["region"],
-                "endpoint_type": "public",
-                "container_formats": "bare,ovf",
-                "disk_formats": "raw,qcow2,iso",
-            },
-            "image-feature-enabled": {
-                "api_v2": "true",
-                "import_image": "true",
-                "os_glance_reserved": "true",
-                # ciaostack does not inspect image contents, so tempest may upload
-                # random bytes as any format.
-                "image_format_enforcement": "false",
-                "manage_locations": "false",
-            },
-        }
-    )
-    with open(workspace.config_file, "w") as f:
-        conf.write(f)
-
-
 def test_tempest_image_v2(cloud: Cloud, accounts: list[Account], tmp_path: Path) -> None:
     assert TEMPEST.exists(), f"no tempest executable at {TEMPEST}"
     workspace = Workspace.create(tmp_path, cloud, accounts)
-    _enable_glance(workspace, cloud)
+    workspace.update(glance_settings(workspace.region))
     results = workspace.run(REGEX, timeout=1200)
 
     failed = sorted(results.named("fail", "error", "inprogress"))

@@ -98,7 +98,8 @@ def test_version_documents_need_no_token(api: Cloud) -> None:
     for path in ("/compute", "/compute/"):
         resp = requests.get(f"{api.url}{path}", timeout=10)
         assert resp.status_code == 200
-        [v21] = resp.json()["versions"]
+        v20, v21 = resp.json()["versions"]
+        assert v20["id"] == "v2.0" and v20["status"] == "SUPPORTED"
         assert v21["id"] == "v2.1" and v21["status"] == "CURRENT"
         assert v21["min_version"] == "2.1" and v21["version"] == versions.MAX_VERSION
         assert v21["updated"].endswith("Z")

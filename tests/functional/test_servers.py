@@ -209,6 +209,12 @@ def test_update_name_and_description(world: World) -> None:
         "PUT", f"/servers/{server_id}", json={"server": {"accessIPv4": "10.1.2.3"}}
     ).json()["server"]
     assert access["accessIPv4"] == "10.1.2.3"
+    # An IPv6 address is kept in its compressed form, whatever form it came in.
+    long_form = "0000:0000:0000:0000:0000:babe:220.12.22.2"
+    access = client.call(
+        "PUT", f"/servers/{server_id}", json={"server": {"accessIPv6": long_form}}
+    ).json()["server"]
+    assert access["accessIPv6"] == "::babe:dc0c:1602"
     bad = client.call("PUT", f"/servers/{server_id}", json={"server": {"accessIPv4": "nope"}})
     assert bad.status_code == 400
 
@@ -225,22 +231,24 @@ def test_create_with_everything(world: World) -> None:
         key_name="k1",
         user_data=user_data,
         metadata={"a": "1", "b": "2"},
-        security_groups=[{"name": "default"}, {"name": "web"}],
+        security_groups=[{"name": "default"}],
         availability_zone="nova",
         config_drive=True,
         description="all of it",
         tags=["x", "y"],
         accessIPv4="192.0.2.10",
+        accessIPv6="2001:0db8:0000:0000:0000:0000:0000:0001",
         adminPass="s3cret",
     )
     assert created["server"]["adminPass"] == "s3cret"
-    assert created["server"]["security_groups"] == [{"name": "default"}, {"name": "web"}]
+    assert created["server"]["security_groups"] == [{"name": "default"}]
     server = client.wait(created["server"]["id"], "ACTIVE")
     server = client.show(server["id"])
     assert server["key_name"] == "k1" and server["config_drive"] == "True"
     assert server["metadata"] == {"a": "1", "b": "2"} and server["tags"] == ["x", "y"]
     assert server["description"] == "all of it" and server["accessIPv4"] == "192.0.2.10"
-    assert server["security_groups"] == [{"name": "default"}, {"name": "web"}]
+    assert server["accessIPv6"] == "2001:db8::1"
+    assert server["security_groups"] == [{"name": "default"}]
     admin_view = world.admin.at("2.3").show(server["id"])
     assert admin_view["OS-EXT-SRV-ATTR:user_data"] == user_data
     assert admin_view["OS-EXT-SRV-ATTR:hostname"] == server["name"]
@@ -282,6 +290,8 @@ def test_create_is_refused_when_the_request_is_wrong(world: World) -> None:
         ("2.51", {"imageRef": image, "flavorRef": TINY, "networks": "auto", "tags": ["t"]},
          "tags"),
         ("2.1", {"imageRef": image, "flavorRef": TINY, "accessIPv4": "1.2.3"}, "accessIPv4"),
+        ("2.1", {"imageRef": image, "flavorRef": TINY, "security_groups": [{"name": "web"}]},
+         "security_group"),
         ("2.1", {"imageRef": image, "flavorRef": TINY, "networks": [{"uuid": "nope"}]},
          "Network nope could not be found."),
         ("2.1", {"imageRef": image, "flavorRef": TINY,

@@ -1,7 +1,7 @@
 """Server actions, metadata, tags and instance actions over real HTTP, with the fake
 launchers doing the work: state changes follow the nodes' reports, refusals are
 Nova's (409 for a state conflict or a lock, 403 for policy, 501 for what the nodes
-cannot do yet)."""
+cannot do)."""
 
 from __future__ import annotations
 
@@ -60,11 +60,11 @@ def test_action_refusals(world: World) -> None:
     )
     two = client.action(server_id, {"os-stop": None, "os-start": None})
     assert two.status_code == 400
-    for action in ("pause", "suspend", "os-getConsoleOutput", "createImage", "rebuild"):
+    for action in ("shelve", "migrate", "rescue", "createBackup", "os-resetState"):
         resp = client.action(server_id, {action: {}})
         assert resp.status_code == 501, (action, resp.text)
         assert resp.json()["notImplemented"]["code"] == 501
-    missing = client.action("0" * 36, {"pause": None})
+    missing = client.action("0" * 36, {"shelve": None})
     assert missing.status_code == 404
     # A reader of the project sees the server but may not change it.
     password = secrets.token_urlsafe(12)

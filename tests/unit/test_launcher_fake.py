@@ -116,7 +116,9 @@ def test_lifecycle_usage_and_capacity(tmp_path: Path) -> None:
         await fake.delete("a")  # unknown: fine
         with pytest.raises(InstanceNotFound):
             await fake.stop("a")
-        assert await fake.console_output("b", length=1) == "boot 2: login prompt\n"
+        assert await fake.console_output("b", length=1) == "instance-b login: "
+        tail = await fake.console_output("b", length=3)
+        assert tail.startswith("[    2.021004] systemd") and tail.count("\n") == 2
 
     asyncio.run(scenario())
 

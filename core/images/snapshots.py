@@ -1,0 +1,243 @@
+"""Server snapshots as images: the record Nova makes, and how a node's bytes reach it.
+
+A snapshot is an image owned by the server's project, created `queued` in the
+same transaction as the instance's task, with the properties Nova gives one
+(image_type=snapshot, instance_uuid, base_image_ref, user_id... and what the
+base image had that may be inherited). The compute node that holds the server
+copies its disk and uploads it, but a node has no database and no user's
+credentials: the SNAPSHOT command carries an upload URL and an upload grant,
+an HMAC-signed statement "data for image X of project P, until T", which the
+image API accepts for that one image only. The grant is signed with a key
+derived from the token key repository (every API host has it already), and
+it is useless once the image has data: uploads are accepted only while the
+image is `queued`. It is never logged.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import hmac
+import json
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from ciaostack.core import errors
+from ciaostack.core.db.models import Image, ImageMember, ImageProperty, ImageTag, utcnow
+from ciaostack.core.identity.keys import KeyRepository
+from ciaostack.core.images.model import MAX_PROPERTIES, Caller, ImageInfo, check_property_name
+from ciaostack.core.images.service import Change, Images
+from ciaostack.core.images.transfer import ImageData
+
+#: Where a node uploads a snapshot (the image API's internal route, not a Glance one).
+UPLOAD_PATH = "/image/internal/snapshots/{image_id}"
+#: Seconds a grant stays good: enough for the node to copy a large disk first.
+GRANT_LIFETIME = 6 * 3600
+_PURPOSE = "snapshot-upload"
+_KEY_LABEL = b"ciaostack snapshot upload grants"
+# Base image properties a snapshot does not inherit (Nova's list, plus Glance's own).
+_NOT_INHERITED = frozenset(
+    {
+        "cinder_encryption_key_id",
+        "cinder_encryption_key_deletion_policy",
+        "img_signature",
+        "img_signature_hash_method",
+        "img_signature_key_type",
+        "img_signature_certificate_uuid",
+    }
+)
+_NOT_INHERITED_PREFIX = "os_glance"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@dataclasses.dataclass(frozen=True)
+class Grant:
+    """What a verified grant allows: data for `image_id`, on behalf of this project/user."""
+
+    image_id: str
+    project_id: str
+    user_id: str
+
+
+class UploadGrants:
+    """Issue and verify upload grants with keys derived from the token key repository
+    (the newest signs; every key still in the repository verifies, so a rotation does
+    not void grants in flight)."""
+
+    def __init__(self, key_repository: Path, lifetime: int = GRANT_LIFETIME) -> None:
+        self.repo = KeyRepository(key_repository)
+        self.lifetime = lifetime
+
+    def _keys(self) -> list[bytes]:
+        """Derived keys, primary first; none when the repository is missing."""
+        indexes = sorted(self.repo.version(), key=lambda i: (i == 0, -i))
+        return [
+            hmac.new((self.repo.path / str(i)).read_bytes().strip(), _KEY_LABEL, "sha256").digest()
+            for i in indexes
+        ]
+
+    @staticmethod
+    def _sign(key: bytes, payload: str) -> str:
+        return _b64(hmac.new(key, payload.encode("utf-8", "surrogatepass"), "sha256").digest())
+
+    def issue(self, grant: Grant, now: float | None = None) -> str:
+        keys = self._keys()
+        if not keys:
+            raise errors.Conflict("Snapshots need the token key repository, which is missing.")
+        claims = {
+            "pur": _PURPOSE,
+            "img": grant.image_id,
+            "prj": grant.project_id,
+            "usr": grant.user_id,
+            "exp": int((now or time.time()) + self.lifetime),
+        }
+        payload = _b64(json.dumps(claims, separators=(",", ":")).encode())
+        return f"{payload}.{self._sign(keys[0], payload)}"
+
+    def verify(self, token: str, image_id: str, now: float | None = None) -> Grant:
+        """The grant `token` makes for `image_id`; 401 for anything else."""
+        refused = errors.Unauthorized("The upload grant is not valid for this image.")
+        payload, _, signature = (token or "").partition(".")
+        presented = signature.encode("utf-8", "surrogatepass")
+        if not any(
+            hmac.compare_digest(self._sign(key, payload).encode(), presented)
+            for key in self._keys()
+        ):
+            raise refused
+        try:
+            claims = json.loads(_unb64(payload))
+            grant = Grant(str(claims["img"]), str(claims["prj"]), str(claims["usr"]))
+            fresh = claims.get("pur") == _PURPOSE and float(claims["exp"]) > (now or time.time())
+        except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+            raise refused from exc
+        if not fresh or grant.image_id != image_id:
+            raise refused
+        return grant
+
+
+@dataclasses.dataclass(frozen=True)
+class _Base:
+    """What a snapshot takes from the image its server was booted from."""
+
+    properties: dict[str, str]
+    min_ram: int
+    min_disk: int
+    # The image the chain of snapshots started from.
+    base_image_ref: str
+
+
+def _inherited(session: Session, base_image_id: str) -> _Base:
+    base = session.get(Image, base_image_id) if base_image_id else None
+    if base is None:
+        return _Base({}, 0, 0, base_image_id)
+    rows = session.execute(
+        select(ImageProperty.name, ImageProperty.value).where(ImageProperty.image_id == base.id)
+    )
+    props = {
+        name: value
+        for name, value in rows.tuples()
+        if name not in _NOT_INHERITED and not name.startswith(_NOT_INHERITED_PREFIX)
+    }
+    return _Base(props, base.min_ram, base.min_disk, props.get("base_image_ref", base.id))
+
+
+def create_record(
+    session: Session,
+    images: Images,
+    *,
+    name: str,
+    owner: str,
+    base_image_id: str,
+    min_disk: int,
+    properties: Mapping[str, str],
+) -> Image:
+    """A queued, private snapshot image owned by `owner`, in the caller's transaction.
+
+    `min_disk` is the server's flavor disk (the snapshot needs at least that much, or
+    the base image's own minimum if larger); `properties` (the instance's and the
+    request's) win over inherited ones. The
+    disk and container formats are left unset: the node says what it produced
+    when it uploads.
+    """
+    try:
+        images.check_count_quota(session, owner)
+    except errors.OverLimit as exc:
+        raise errors.Forbidden(f"Quota exceeded for images: {exc.message}") from exc
+    base = _inherited(session, base_image_id)
+    merged = {**base.properties, "base_image_ref": base.base_image_ref, **properties}
+    for key in merged:
+        try:
+            check_property_name(key)
+        except errors.CoreError as exc:
+            raise errors.BadRequest(f"Invalid image metadata: {exc.message}") from exc
+    if len(merged) > MAX_PROPERTIES:
+        raise errors.Forbidden(f"Maximum number of image properties is {MAX_PROPERTIES}.")
+    now = utcnow()
+    row = Image(
+        id=str(uuid.uuid4()),
+        name=name,
+        owner=owner,
+        status="queued",
+        visibility="private",
+        protected=False,
+        os_hidden=False,
+        min_disk=max(min_disk, base.min_disk),
+        min_ram=base.min_ram,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(row)
+    session.flush()
+    session.add_all(ImageProperty(image_id=row.id, name=k, value=v) for k, v in merged.items())
+    return row
+
+
+def discard_unfinished(session: Session, image_id: str) -> None:
+    """Delete a snapshot image that never got its data (a failed snapshot, as Nova
+    does); an image with data is left alone."""
+    row = session.get(Image, image_id, with_for_update=True)
+    if row is None or row.location is not None:
+        return
+    for model in (ImageProperty, ImageTag, ImageMember):
+        session.execute(delete(model).where(model.image_id == image_id))
+    session.delete(row)
+
+
+def _granted(rule: str, image: ImageInfo) -> None:
+    """The grant was the authorization: no policy rule applies to a node's upload."""
+
+
+def receive(
+    images: Images,
+    data: ImageData,
+    grants: UploadGrants,
+    image_id: str,
+    token: str,
+    disk_format: str,
+    container_format: str,
+    chunks: Iterable[bytes],
+    declared_size: int | None,
+) -> None:
+    """A node's upload: set the formats it produced, then store the data (queued ->
+    saving -> active) exactly as a Glance upload would, quotas included."""
+    grant = grants.verify(token, image_id)
+    caller = Caller(project_id=grant.project_id, user_id=grant.user_id, is_admin=False)
+    changes = [
+        Change("replace", "disk_format", disk_format),
+        Change("replace", "container_format", container_format),
+    ]
+    images.update(caller, image_id, changes, _granted)
+    data.upload(caller, image_id, chunks, declared_size, _granted)
