@@ -11,7 +11,9 @@ shared; the median of the rounds is reported, with the ratio to the copy.
 
 A fourth figure, (d) a copy that also computes the MD5 and SHA-512 digests
 (in two threads, as the API does), shows what the digests every upload must
-compute cost by themselves on this CPU.
+compute cost by themselves on this CPU; a fifth, (e) a download whose client
+discards the bytes, shows how fast the API serves them when the client's own
+writing to disk is not in the way.
 
 Then the API worker's peak memory (VmHWM, reset through /proc/<pid>/clear_refs
 before each transfer) while it receives and sends images of each size given
@@ -188,17 +190,19 @@ class ImageAPI:
         )
         return Timing(time.perf_counter() - started, self.server.cpu_seconds() - cpu)
 
-    def download(self, image_id: str, dst: Path) -> Timing:
+    def download(self, image_id: str, dst: Path | None) -> Timing:
+        """Into `dst`, flushed to disk; None: the client discards the bytes."""
         started, cpu = time.perf_counter(), self.server.cpu_seconds()
         curl(
             "--header",
             f"X-Auth-Token: {self.token}",
             "--output",
-            str(dst),
+            str(dst) if dst is not None else os.devnull,
             f"{self.images}/{image_id}/file",
         )
-        with open(dst, "rb+") as f:
-            os.fsync(f.fileno())
+        if dst is not None:
+            with open(dst, "rb+") as f:
+                os.fsync(f.fileno())
         return Timing(time.perf_counter() - started, self.server.cpu_seconds() - cpu)
 
 
@@ -237,7 +241,7 @@ def peak_rss_mib(pids: list[int]) -> float:
 def throughput(api: ImageAPI, work: Path, size_mib: int, rounds: int) -> dict[str, Any]:
     src = work / "source.img"
     checksum = make_source(src, size_mib)
-    kinds = ("copy", "hashing_copy", "upload", "download")
+    kinds = ("copy", "hashing_copy", "upload", "download", "download_discard")
     runs: dict[str, list[Timing]] = {k: [] for k in kinds}
     for i in range(rounds):
         runs["copy"].append(plain_copy(src, work / "copy.img"))
@@ -250,6 +254,7 @@ def throughput(api: ImageAPI, work: Path, size_mib: int, rounds: int) -> dict[st
         runs["download"].append(api.download(image_id, dst))
         assert dst.stat().st_size == size_mib * MIB
         dst.unlink()
+        runs["download_discard"].append(api.download(image_id, None))
         api.delete(image_id)
         print(
             f"  round {i + 1}: "
@@ -354,6 +359,10 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"| download (GET .../file) | {m['download']:.0f} | {t['ratio_download']:.2f} "
         f"| {c['download']:.2f} (server) |"
+    )
+    print(
+        f"| download, client discards | {m['download_discard']:.0f} "
+        f"| {m['download_discard'] / m['copy']:.2f} | {c['download_discard']:.2f} (server) |"
     )
     print()
     print("| image | worker RSS before | peak, upload | peak, download |")
