@@ -12,8 +12,7 @@ failure path testable.
 
 A snapshot is a small deterministic raw disk (the same instance and image
 always give the same bytes); the console log is a guest's boot messages, once
-per boot, and its tail is taken as Nova takes it (the last `length` pieces
-between newlines).
+per boot, and its tail is taken as Nova takes it (`console_tail`).
 """
 
 from __future__ import annotations
@@ -35,6 +34,7 @@ from ciaostack.agents.backends import (
     NetworkError,
     NodeResources,
     Usage,
+    console_tail,
 )
 from ciaostack.agents.state import is_safe_id, write_atomically
 from ciaostack.core.config import Config
@@ -286,10 +286,7 @@ class FakeBackend(Backend):
     async def console_output(self, instance_uuid: str, length: int | None = None) -> str:
         record = self._get(instance_uuid)
         self._maybe_fail(record, "console")
-        log = "\n".join(_console_log(instance_uuid, record))
-        if length is None:
-            return log
-        return "\n".join(log.split("\n")[-length:]) if length > 0 else ""
+        return console_tail("\n".join(_console_log(instance_uuid, record)), length)
 
     async def capacity(self) -> NodeResources:
         running = sum(1 for r in self._instances.values() if r["state"] == InstanceState.RUNNING)

@@ -1,14 +1,14 @@
 """POST /servers/{id}/action: the server actions the compute nodes carry out.
 
 os-start, os-stop, reboot, pause, unpause, suspend, resume, rebuild, resize,
-confirmResize, revertResize and createImage change the server (and queue the
-node's command) in one transaction and answer at once, as Nova does: 202
-with no body for most, the server for a rebuild, the image id for a snapshot,
-204 for confirmResize. The server's status then follows the node's reports.
-os-getConsoleOutput asks the node and waits (bounded) for its answer. lock,
-unlock and forceDelete need no node. Nova's actions that nothing here can
-carry out (migrations, shelving, rescue, backups...) answer 501, as Nova does
-for a feature its driver lacks.
+confirmResize, revertResize, createImage and createBackup change the server
+(and queue the node's command) in one transaction and answer at once, as Nova
+does: 202 with no body for most, the server for a rebuild, the image id for a
+snapshot or backup, 204 for confirmResize. The server's status then follows
+the node's reports. os-getConsoleOutput asks the node and waits (bounded) for
+its answer. lock, unlock, forceDelete, addSecurityGroup and removeSecurityGroup
+need no node. Nova's actions that nothing here can carry out (migrations,
+shelving, rescue...) answer 501, as Nova does for a feature its driver lacks.
 """
 
 from __future__ import annotations
@@ -26,19 +26,18 @@ from ciaostack.compat.nova import common, server_schemas
 from ciaostack.compat.nova.servers import Compute, _ip, _user_data, last_segment, target_of
 from ciaostack.core import errors
 from ciaostack.core.compute import instance_actions as actions
-from ciaostack.core.compute import quotas
+from ciaostack.core.compute import quotas, security_groups
 from ciaostack.core.compute.server_actions import RebuildRequest, ServerActions
 from ciaostack.core.compute.servers import new_password
 from ciaostack.core.db.models import Instance
 from ciaostack.core.identity.context import AuthContext
 from ciaostack.core.images import ImageService
-from ciaostack.core.images.snapshots import UploadGrants
+from ciaostack.core.images.snapshots import Rotation, UploadGrants
 
 ONE_ACTION = {"type": "object", "minProperties": 1, "maxProperties": 1}
 # Nova's actions that need the node to do something the launcher cannot do.
 NOT_AVAILABLE = frozenset(
     {
-        "createBackup",
         "migrate",
         "os-migrateLive",
         "evacuate",
@@ -53,8 +52,6 @@ NOT_AVAILABLE = frozenset(
         "os-resetState",
         "injectNetworkInfo",
         "resetNetwork",
-        "addSecurityGroup",
-        "removeSecurityGroup",
     }
 )
 # What Nova strips from console output (control characters but tab and newline).
@@ -187,20 +184,65 @@ def _resize(call: Call) -> None:
     call.actions.resize(call.session, call.auth, call.instance, flavor_id, call.request_id)
 
 
-def _create_image(call: Call) -> Answer:
-    """The image id in the body from 2.45, in the Location header before."""
-    entity = call.body["createImage"]
+def _image_metadata(call: Call, entity: dict[str, Any]) -> dict[str, str]:
+    """The request's image metadata, within the metadata quota before 2.39 (Nova's
+    check; from 2.39 the image service's own limits apply)."""
     metadata = entity.get("metadata") or {}
     if not call.version.matches("2.39"):
         limit = quotas.limits_for(call.session, call.instance.project_id)["metadata_items"]
         if 0 <= limit < len(metadata):
             raise errors.Forbidden(f"Maximum number of metadata items exceeds {limit}")
+    return metadata
+
+
+def _image_answer(call: Call, image_id: str, location: bool = True) -> Answer:
+    """The image id in the body from 2.45, in the Location header before (the image
+    API's URL for it, which is where clients fetch it from)."""
+    if call.version.matches("2.45"):
+        return Answer(media={"image_id": image_id})
+    if not location:
+        return Answer()
+    return Answer(headers={"Location": f"{call.req.prefix}/image/v2/images/{image_id}"})
+
+
+def _create_image(call: Call) -> Answer:
+    entity = call.body["createImage"]
+    metadata = _image_metadata(call, entity)
     image_id = call.actions.create_image(
         call.session, call.auth, call.instance, entity["name"], metadata, call.request_id
     )
-    if call.version.matches("2.45"):
-        return Answer(media={"image_id": image_id})
-    return Answer(headers={"Location": f"{call.req.prefix}/image/v2/images/{image_id}"})
+    return _image_answer(call, image_id)
+
+
+def _create_backup(call: Call) -> Answer:
+    """As createImage, plus the rotation; before 2.45 a rotation of 0 (the new backup
+    itself is deleted once stored) answers without a Location, as Nova."""
+    entity = call.body["createBackup"]
+    metadata = _image_metadata(call, entity)
+    rotation = Rotation(call.instance.id, entity["backup_type"], int(entity["rotation"]))
+    image_id = call.actions.create_backup(
+        call.session, call.auth, call.instance, entity["name"], rotation, metadata, call.request_id
+    )
+    return _image_answer(call, image_id, location=rotation.keep > 0)
+
+
+def _security_group_name(call: Call, action: str) -> str:
+    name = call.body[action]["name"]
+    if not name.strip():
+        raise errors.BadRequest("Security group name cannot be empty")
+    return name
+
+
+def _add_security_group(call: Call) -> None:
+    name = _security_group_name(call, "addSecurityGroup")
+    project_id = call.auth.project_id or call.instance.project_id
+    security_groups.add(call.session, call.instance, name, project_id)
+
+
+def _remove_security_group(call: Call) -> None:
+    name = _security_group_name(call, "removeSecurityGroup")
+    project_id = call.auth.project_id or call.instance.project_id
+    security_groups.remove(call.session, call.instance, name, project_id)
 
 
 def _console_output(call: Call) -> Answer:
@@ -270,6 +312,21 @@ HANDLERS: dict[str, tuple[str, Schema, Callable[[Call], Answer | None]]] = {
         "os_compute_api:servers:create_image",
         server_schemas.CREATE_IMAGE,
         _create_image,
+    ),
+    "createBackup": (
+        "os_compute_api:os-create-backup",
+        server_schemas.CREATE_BACKUP,
+        _create_backup,
+    ),
+    "addSecurityGroup": (
+        "os_compute_api:os-security-groups:add",
+        server_schemas.ADD_SECURITY_GROUP,
+        _add_security_group,
+    ),
+    "removeSecurityGroup": (
+        "os_compute_api:os-security-groups:remove",
+        server_schemas.REMOVE_SECURITY_GROUP,
+        _remove_security_group,
     ),
     "os-getConsoleOutput": (
         "os_compute_api:os-console-output",

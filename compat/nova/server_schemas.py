@@ -293,6 +293,48 @@ CREATE_IMAGE = {
     "required": ["createImage"],
     "additionalProperties": False,
 }
+CREATE_BACKUP = {
+    "type": "object",
+    "properties": {
+        "createBackup": {
+            "type": "object",
+            "properties": {
+                "name": NAME,
+                "backup_type": {"type": "string"},
+                "rotation": {
+                    "type": ["integer", "string"],
+                    "pattern": "^[0-9]+$",
+                    "minimum": 0,
+                },
+                "metadata": METADATA,
+            },
+            "required": ["name", "backup_type", "rotation"],
+            "additionalProperties": False,
+        }
+    },
+    "required": ["createBackup"],
+    "additionalProperties": False,
+}
+
+
+def _security_group(action: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {
+            action: {
+                "type": "object",
+                "properties": {"name": {"type": "string", "minLength": 1}},
+                "required": ["name"],
+                "additionalProperties": False,
+            }
+        },
+        "required": [action],
+        "additionalProperties": False,
+    }
+
+
+ADD_SECURITY_GROUP = _security_group("addSecurityGroup")
+REMOVE_SECURITY_GROUP = _security_group("removeSecurityGroup")
 REBUILD: dict[str, Any] = {
     "type": "object",
     "properties": {

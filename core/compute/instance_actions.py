@@ -31,7 +31,7 @@ REBUILD, RESIZE, CONFIRM_RESIZE, REVERT_RESIZE = (
     "confirmResize",
     "revertResize",
 )
-CREATE_IMAGE = "createImage"
+CREATE_IMAGE, CREATE_BACKUP = "createImage", "createBackup"
 EVENTS = {
     CREATE: "compute__do_build_and_run_instance",
     DELETE: "compute_terminate_instance",
@@ -48,6 +48,7 @@ EVENTS = {
     CONFIRM_RESIZE: "compute_confirm_resize",
     REVERT_RESIZE: "compute_revert_resize",
     CREATE_IMAGE: "compute_snapshot_instance",
+    CREATE_BACKUP: "compute_backup_instance",
 }
 SUCCESS, ERROR = "Success", "Error"
 
@@ -57,7 +58,8 @@ def record(
 ) -> InstanceAction:
     """Write the action (and its event) for a change made in this transaction."""
     now = utcnow()
-    settle(session, instance, now)
+    if action != CREATE:  # a create is an instance's first action: nothing is open yet
+        settle(session, instance, now)
     row = InstanceAction(
         instance_id=instance.id,
         action=action,

@@ -168,7 +168,7 @@ class ServerActions:
         operations.resize_instance(session, instance, wanted, limits)
         actions.record(session, instance, actions.RESIZE, caller, rid)
 
-    # -- snapshot -------------------------------------------------------------------------------
+    # -- snapshot and backup --------------------------------------------------------------------
 
     def create_image(
         self,
@@ -181,15 +181,41 @@ class ServerActions:
     ) -> str:
         """A queued image owned by the server's project, and the node's task to fill it
         (no lock check: as in Nova, a lock guards against changes, not copies)."""
-        states.check("createImage", instance.vm_state, instance.task_state, instance.id)
-        properties = {
-            "image_type": "snapshot",
-            "instance_uuid": instance.id,
-            "user_id": caller.user_id,
-        }
+        return self._snapshot(
+            session, caller, instance, name, {"image_type": "snapshot", **metadata}, None, rid
+        )
+
+    def create_backup(
+        self,
+        session: Session,
+        caller: AuthContext,
+        instance: Instance,
+        name: str,
+        rotation: snapshots.Rotation,
+        metadata: Mapping[str, str],
+        rid: str,
+    ) -> str:
+        """A snapshot marked as a backup of `rotation.backup_type`; once its data is
+        stored, the backups beyond the rotation go (see core/images/snapshots.py)."""
+        properties = {"image_type": "backup", **metadata, "backup_type": rotation.backup_type}
+        return self._snapshot(session, caller, instance, name, properties, rotation, rid)
+
+    def _snapshot(
+        self,
+        session: Session,
+        caller: AuthContext,
+        instance: Instance,
+        name: str,
+        properties: Mapping[str, str],
+        rotation: snapshots.Rotation | None,
+        rid: str,
+    ) -> str:
+        action = actions.CREATE_IMAGE if rotation is None else actions.CREATE_BACKUP
+        states.check(action, instance.vm_state, instance.task_state, instance.id)
+        own = {"instance_uuid": instance.id, "user_id": caller.user_id}
         if caller.project_id == instance.project_id:
-            properties["owner_project_name"] = caller.project_name or ""
-            properties["owner_user_name"] = caller.user_name
+            own["owner_project_name"] = caller.project_name or ""
+            own["owner_user_name"] = caller.user_name
         image = snapshots.create_record(
             session,
             self.images,
@@ -197,12 +223,14 @@ class ServerActions:
             owner=instance.project_id,
             base_image_id=instance.image_id,
             min_disk=operations.current_flavor(session, instance)["disk"],
-            properties={**properties, **metadata},
+            properties={**own, **properties},
         )
-        grant = self.grants.issue(snapshots.Grant(image.id, instance.project_id, caller.user_id))
+        grant = self.grants.issue(
+            snapshots.Grant(image.id, instance.project_id, caller.user_id, rotation)
+        )
         url = self.public_url + snapshots.UPLOAD_PATH.format(image_id=image.id)
-        operations.snapshot_instance(session, instance, image.id, url, grant)
-        actions.record(session, instance, actions.CREATE_IMAGE, caller, rid)
+        operations.snapshot_instance(session, instance, image.id, url, grant, action)
+        actions.record(session, instance, action, caller, rid)
         return image.id
 
     # -- console output -------------------------------------------------------------------------

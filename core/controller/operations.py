@@ -364,13 +364,25 @@ def revert_resize(session: Session, instance: Instance) -> None:
 # -- snapshots and the console ------------------------------------------------------------
 
 
+# The snapshot actions and the task each sets (a backup is a snapshot to the node).
+SNAPSHOT_TASKS = {
+    "createImage": states.IMAGE_SNAPSHOT_PENDING,
+    "createBackup": states.IMAGE_BACKUP,
+}
+
+
 def snapshot_instance(
-    session: Session, instance: Instance, image_id: str, upload_url: str, grant: str
+    session: Session,
+    instance: Instance,
+    image_id: str,
+    upload_url: str,
+    grant: str,
+    action: str = "createImage",
 ) -> None:
     """The node copies the instance's disk and uploads it to `upload_url` with `grant`
     (the outbox row holds the grant until it is sent; it is good for this image only)."""
-    states.check("createImage", instance.vm_state, instance.task_state, instance.id)
-    instance.task_state = states.IMAGE_SNAPSHOT_PENDING
+    states.check(action, instance.vm_state, instance.task_state, instance.id)
+    instance.task_state = SNAPSHOT_TASKS[action]
     snapshot = P.Snapshot(
         instance_uuid=instance.id,
         image_uuid=image_id,

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from ciaostack.core import quota
 from ciaostack.core.controller import states
 from ciaostack.core.controller.operations import (
+    SNAPSHOT_TASKS,
     counts_toward_quota,
     current_flavor,
     enqueue,
@@ -280,10 +281,10 @@ def instance_failure(session: Session, failure: P.InstanceFailure, command: str)
 # -- server actions' reports ----------------------------------------------------------------
 
 
-def _live(session: Session, instance_uuid: str, task: str) -> Instance | None:
-    """The instance if it is still in `task` (reports may repeat or come late)."""
+def _live(session: Session, instance_uuid: str, *tasks: str) -> Instance | None:
+    """The instance if it is still in one of `tasks` (reports may repeat or come late)."""
     instance = session.get(Instance, instance_uuid)
-    if instance is None or instance.deleted or instance.task_state != task:
+    if instance is None or instance.deleted or instance.task_state not in tasks:
         return None
     return instance
 
@@ -333,7 +334,7 @@ def resize_reverted(session: Session, event: P.InstanceEvent) -> None:
 
 
 def snapshot_uploaded(session: Session, event: P.SnapshotEvent) -> None:
-    instance = _live(session, event.instance_uuid, states.IMAGE_SNAPSHOT_PENDING)
+    instance = _live(session, event.instance_uuid, *SNAPSHOT_TASKS.values())
     if instance is not None:
         instance.task_state = None
 
@@ -341,7 +342,7 @@ def snapshot_uploaded(session: Session, event: P.SnapshotEvent) -> None:
 def snapshot_failed(session: Session, failure: P.SnapshotFailure) -> None:
     """As Nova: the image that will never get its data goes, the instance gets a fault."""
     snapshots.discard_unfinished(session, failure.image_uuid)
-    instance = _live(session, failure.instance_uuid, states.IMAGE_SNAPSHOT_PENDING)
+    instance = _live(session, failure.instance_uuid, *SNAPSHOT_TASKS.values())
     if instance is not None:
         instance.task_state = None
         instance.fault = fault(f"SNAPSHOT failed: {failure.message or failure.reason}")

@@ -33,6 +33,7 @@ REBUILDING = "rebuilding"
 RESIZE_PREP = "resize_prep"
 RESIZE_REVERTING = "resize_reverting"
 IMAGE_SNAPSHOT_PENDING = "image_snapshot_pending"
+IMAGE_BACKUP = "image_backup"
 DELETING = "deleting"
 
 
@@ -62,6 +63,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "confirmResize": frozenset({RESIZED}),
     "revertResize": frozenset({RESIZED}),
     "createImage": frozenset({ACTIVE, STOPPED, PAUSED, SUSPENDED}),
+    "createBackup": frozenset({ACTIVE, STOPPED, PAUSED, SUSPENDED}),
 }
 # actions allowed while another task is in flight
 INTERRUPTIBLE_BY = {"delete": None}

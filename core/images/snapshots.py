@@ -11,6 +11,11 @@ image API accepts for that one image only. The grant is signed with a key
 derived from the token key repository (every API host has it already), and
 it is useless once the image has data: uploads are accepted only while the
 image is `queued`. It is never logged.
+
+A backup (createBackup) is a snapshot whose grant also carries its rotation,
+as the API decided it: once the new backup's data is stored, the oldest
+backups of the same server and backup type beyond the rotation are deleted,
+as Nova's compute manager does after a backup (a failed backup deletes none).
 """
 
 from __future__ import annotations
@@ -20,12 +25,13 @@ import binascii
 import dataclasses
 import hmac
 import json
+import logging
 import time
 import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, exists, select
 from sqlalchemy.orm import Session
 
 from ciaostack.core import errors
@@ -34,6 +40,8 @@ from ciaostack.core.identity.keys import KeyRepository
 from ciaostack.core.images.model import MAX_PROPERTIES, Caller, ImageInfo, check_property_name
 from ciaostack.core.images.service import Change, Images
 from ciaostack.core.images.transfer import ImageData
+
+LOG = logging.getLogger("ciaostack.images")
 
 #: Where a node uploads a snapshot (the image API's internal route, not a Glance one).
 UPLOAD_PATH = "/image/internal/snapshots/{image_id}"
@@ -64,12 +72,23 @@ def _unb64(text: str) -> bytes:
 
 
 @dataclasses.dataclass(frozen=True)
+class Rotation:
+    """After a backup: keep the newest `keep` backups of `instance_id` of `backup_type`."""
+
+    instance_id: str
+    backup_type: str
+    keep: int
+
+
+@dataclasses.dataclass(frozen=True)
 class Grant:
-    """What a verified grant allows: data for `image_id`, on behalf of this project/user."""
+    """What a verified grant allows: data for `image_id`, on behalf of this project/user,
+    and for a backup, the rotation that follows."""
 
     image_id: str
     project_id: str
     user_id: str
+    rotation: Rotation | None = None
 
 
 class UploadGrants:
@@ -104,6 +123,9 @@ class UploadGrants:
             "usr": grant.user_id,
             "exp": int((now or time.time()) + self.lifetime),
         }
+        if grant.rotation is not None:
+            rotation = grant.rotation
+            claims["rot"] = [rotation.instance_id, rotation.backup_type, rotation.keep]
         payload = _b64(json.dumps(claims, separators=(",", ":")).encode())
         return f"{payload}.{self._sign(keys[0], payload)}"
 
@@ -119,7 +141,11 @@ class UploadGrants:
             raise refused
         try:
             claims = json.loads(_unb64(payload))
-            grant = Grant(str(claims["img"]), str(claims["prj"]), str(claims["usr"]))
+            rotation = None
+            if "rot" in claims:
+                instance_id, backup_type, keep = claims["rot"]
+                rotation = Rotation(str(instance_id), str(backup_type), int(keep))
+            grant = Grant(str(claims["img"]), str(claims["prj"]), str(claims["usr"]), rotation)
             fresh = claims.get("pur") == _PURPOSE and float(claims["exp"]) > (now or time.time())
         except (ValueError, KeyError, TypeError, binascii.Error) as exc:
             raise refused from exc
@@ -241,3 +267,39 @@ def receive(
     ]
     images.update(caller, image_id, changes, _granted)
     data.upload(caller, image_id, chunks, declared_size, _granted)
+    if grant.rotation is not None:
+        rotate(images, caller, grant.rotation)
+
+
+def rotate(images: Images, caller: Caller, rotation: Rotation) -> list[str]:
+    """Delete the caller's project's backups of the rotation's server and type beyond
+    the newest `keep` (all of them when `keep` is 0, as Nova). A backup that cannot
+    be deleted (protected, already gone) is skipped, as Nova skips it. Returns the
+    ids deleted."""
+    wanted = {
+        "image_type": "backup",
+        "backup_type": rotation.backup_type,
+        "instance_uuid": rotation.instance_id,
+    }
+    stmt = select(Image.id).where(Image.owner == caller.project_id)
+    for name, value in wanted.items():
+        stmt = stmt.where(
+            exists().where(
+                ImageProperty.image_id == Image.id,
+                ImageProperty.name == name,
+                ImageProperty.value == value,
+            )
+        )
+    with images.db.session(readonly=True) as session:
+        newest_first = session.scalars(
+            stmt.order_by(Image.created_at.desc(), Image.id.desc())
+        ).all()
+    deleted: list[str] = []
+    for image_id in newest_first[rotation.keep :]:
+        try:
+            images.delete(caller, image_id, _granted)
+        except errors.CoreError as exc:
+            LOG.info("backup rotation: image=%s not deleted: %s", image_id, exc.message)
+            continue
+        deleted.append(image_id)
+    return deleted

@@ -125,6 +125,27 @@ RULES = [
         ACTION,
     ),
     _rule(
+        "os-create-backup",
+        PROJECT_MEMBER_OR_ADMIN,
+        "Back a server up into an image (createBackup).",
+        "POST",
+        ACTION,
+    ),
+    _rule(
+        "os-security-groups:add",
+        PROJECT_MEMBER_OR_ADMIN,
+        "Add a security group to a server (addSecurityGroup).",
+        "POST",
+        ACTION,
+    ),
+    _rule(
+        "os-security-groups:remove",
+        PROJECT_MEMBER_OR_ADMIN,
+        "Remove a security group from a server (removeSecurityGroup).",
+        "POST",
+        ACTION,
+    ),
+    _rule(
         "os-console-output",
         PROJECT_MEMBER_OR_ADMIN,
         "Read a server's console output.",

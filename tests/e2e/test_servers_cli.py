@@ -1,6 +1,7 @@
 """The real `openstack` CLI, openstacksdk and tempest's response schemas against
 ciaostack's compute API, with servers booted by real scheduler, controller and
-fake-launcher processes."""
+fake-launcher processes: the CLI's server life cycle includes pause/unpause,
+resize with confirm, and the console log."""
 
 from __future__ import annotations
 
@@ -96,6 +97,21 @@ def test_cli_server_lifecycle(tmp_path: Path, cloud: Cloud, world: World, alice:
     run("server", "reboot", "--wait", "cli-vm")
     assert as_json("server", "show", "cli-vm")["status"] == "ACTIVE"
     run("server", "reboot", "--hard", "--wait", "cli-vm")
+    run("server", "pause", "cli-vm")
+    client.wait(server_id, "PAUSED")
+    run("server", "unpause", "cli-vm")
+    client.wait(server_id, "ACTIVE")
+    # --wait returns once the resize waits for its verdict; confirm makes it final.
+    run("server", "resize", "--flavor", "m1.tiny", "--wait", "cli-vm")
+    assert as_json("server", "show", "cli-vm")["status"] == "VERIFY_RESIZE"
+    run("server", "resize", "confirm", "cli-vm")
+    resized = client.wait(server_id, "ACTIVE")
+    assert resized["flavor"]["id"] == "1"
+    assert "m1.tiny" in str(as_json("server", "show", "cli-vm")["flavor"])
+    log = run("console", "log", "show", "cli-vm")
+    assert log.startswith("[    0.000000] Linux version") and "boot 4" in log
+    tail = run("console", "log", "show", "--lines", "3", "cli-vm").splitlines()
+    assert len(tail) == 3 and tail[-1] == f"instance-{server_id[:8]} login: "
     run("server", "delete", "--wait", "cli-vm")
     assert client.call("GET", f"/servers/{server_id}").status_code == 404
     assert not [r for r in as_json("server", "list") if r["ID"] == server_id]

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+import requests
 
 from tests.support.cloud import Cloud
 from tests.support.compute import TINY, ComputeClient, World, compute_world
@@ -60,7 +61,7 @@ def test_action_refusals(world: World) -> None:
     )
     two = client.action(server_id, {"os-stop": None, "os-start": None})
     assert two.status_code == 400
-    for action in ("shelve", "migrate", "rescue", "createBackup", "os-resetState"):
+    for action in ("shelve", "migrate", "rescue", "changePassword", "os-resetState"):
         resp = client.action(server_id, {action: {}})
         assert resp.status_code == 501, (action, resp.text)
         assert resp.json()["notImplemented"]["code"] == 501
@@ -86,6 +87,45 @@ def test_action_refusals(world: World) -> None:
     ):
         assert reader.call(method, path, json=body).status_code == 403, (method, path)
     assert client.action(server_id, {"os-stop": {"force": True}}).status_code == 202
+
+
+def test_security_groups(world: World) -> None:
+    """Only `default` exists: a server leaves it and joins it again; Nova's 404s for a
+    group that does not exist, is not the server's, or a server without a port."""
+    client = world.member()
+    server_id = world.boot(client)
+
+    def change(action: str, name: object, member: ComputeClient = client) -> requests.Response:
+        return member.action(server_id, {action: {"name": name}})
+
+    def not_found(resp: requests.Response) -> str:
+        assert resp.status_code == 404, resp.text
+        return resp.json()["itemNotFound"]["message"]
+
+    assert client.show(server_id)["security_groups"] == [{"name": "default"}]
+    # Already in it: nothing changes.
+    assert change("addSecurityGroup", "default").status_code == 202
+    assert client.show(server_id)["security_groups"] == [{"name": "default"}]
+    removed = change("removeSecurityGroup", "default")
+    assert removed.status_code == 202 and not removed.content, removed.text
+    assert "security_groups" not in client.show(server_id)
+    [listed] = client.call("GET", "/servers/detail").json()["servers"]
+    assert "security_groups" not in listed
+    assert "not associated" in not_found(change("removeSecurityGroup", "default"))
+    for action in ("addSecurityGroup", "removeSecurityGroup"):
+        assert "web is not found" in not_found(change(action, "web"))
+        for body in ({}, {"name": ""}, {"name": 1}, {"name": "default", "x": 1}, None):
+            resp = client.action(server_id, {action: body})
+            assert resp.status_code == 400, (action, body, resp.text)
+        blank = change(action, "  ")
+        assert blank.status_code == 400 and "cannot be empty" in blank.text
+    assert change("addSecurityGroup", "default").status_code == 202
+    assert client.show(server_id)["security_groups"] == [{"name": "default"}]
+    # Another project's server is not found; a server with no port has no group to change.
+    assert change("removeSecurityGroup", "default", world.member()).status_code == 404
+    portless = world.boot(client.at("2.37"), networks="none")
+    resp = client.action(portless, {"addSecurityGroup": {"name": "default"}})
+    assert "could not be found as device id" in not_found(resp)
 
 
 def test_locks(world: World) -> None:

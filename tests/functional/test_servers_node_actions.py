@@ -1,7 +1,8 @@
 """Server actions the compute nodes carry out, over real HTTP through the real
 scheduler, controller and fake launchers: pause/unpause, suspend/resume, rebuild,
 resize with confirm and revert, createImage (the node uploads the disk to the image
-API with its grant) and os-getConsoleOutput (the node answers over SSNTP).
+API with its grant), createBackup (a snapshot, then the rotation) and
+os-getConsoleOutput (the node answers over SSNTP).
 
 Each action's refusals are Nova's: 409 in the wrong state, 400 for a bad body,
 404 for another project's server, 403 when the quota is exceeded; a resize no
@@ -457,6 +458,111 @@ def test_create_image_refusals(world: World) -> None:
     client.wait(failing, "ACTIVE")
     gone = world.cloud.request("GET", f"/image/v2/images/{doomed}", client.token)
     assert gone.status_code == 404
+
+
+def test_create_backup(world: World) -> None:
+    """A backup is a snapshot with a type and a rotation: once a new backup is stored,
+    the server's backups of that type beyond the rotation go, oldest first."""
+    client = world.member()
+    server_id = world.boot(client)
+
+    def backup(name: str, rotation: object, kind: str = "daily", version: str = "2.45") -> str:
+        body = {"name": name, "backup_type": kind, "rotation": rotation}
+        resp = client.at(version).action(server_id, {"createBackup": body})
+        assert resp.status_code == 202, resp.text
+        assert event_of(client, server_id, "createBackup")["result"] == "Success"
+        client.wait(server_id, "ACTIVE")
+        if version == "2.45":
+            assert "Location" not in resp.headers
+            return resp.json()["image_id"]
+        assert not resp.content
+        return resp.headers.get("Location", "").rsplit("/", 1)[-1]
+
+    def backups(kind: str = "daily") -> list[str]:
+        """Names of the server's backups of `kind`, oldest first (as tempest lists them)."""
+        params = {
+            "image_type": "backup",
+            "backup_type": kind,
+            "instance_uuid": server_id,
+            "sort_key": "created_at",
+            "sort_dir": "asc",
+        }
+        resp = world.cloud.request("GET", "/image/v2/images", client.token, params=params)
+        assert resp.status_code == 200, resp.text
+        return [image["name"] for image in resp.json()["images"]]
+
+    first = backup("b1", 2, version="2.1")  # before 2.45: the image's URL in Location
+    image = world.cloud.request("GET", f"/image/v2/images/{first}", client.token).json()
+    assert image["status"] == "active" and image["owner"] == client.project_id
+    assert (image["image_type"], image["backup_type"]) == ("backup", "daily")
+    assert image["instance_uuid"] == server_id and image["user_id"]
+    assert image["base_image_ref"] == world.image["id"]
+    backup("b2", 2)
+    backup("w1", 1, kind="weekly")
+    assert backups() == ["b1", "b2"] and backups("weekly") == ["w1"]
+    backup("b3", "2")
+    assert backups() == ["b2", "b3"] and backups("weekly") == ["w1"]
+    fourth = backup("b4", 1)
+    assert backups() == ["b4"]
+    assert event_of(client, server_id, "createBackup")["event"] == "compute_backup_instance"
+    # A protected backup is kept; rotation 0 deletes every other one, the new one too
+    # (and before 2.45 the answer then has no Location).
+    protect = world.cloud.request(
+        "PATCH",
+        f"/image/v2/images/{fourth}",
+        client.token,
+        json=[{"op": "replace", "path": "/protected", "value": True}],
+        headers={"Content-Type": "application/openstack-images-v2.1-json-patch"},
+    )
+    assert protect.status_code == 200, protect.text
+    assert backup("b5", 0, version="2.1") == ""
+    assert backups() == ["b4"] and backups("weekly") == ["w1"]
+
+
+def test_create_backup_refusals(world: World) -> None:
+    client = world.member()
+    server_id = world.boot(client)
+    good = {"name": "n", "backup_type": "daily", "rotation": 1}
+    for change in (
+        {"name": None},
+        {"backup_type": None},
+        {"rotation": None},
+        {"rotation": -1},
+        {"rotation": "x"},
+        {"rotation": 1.5},
+        {"name": ""},
+        {"extra": 1},
+        {"metadata": {"k": 1}},
+    ):
+        body = {k: v for k, v in (good | change).items() if v is not None}
+        resp = client.action(server_id, {"createBackup": body})
+        assert resp.status_code == 400, (body, resp.text)
+    other = world.member()
+    assert other.action(server_id, {"createBackup": good}).status_code == 404
+    broken = client.create(
+        imageRef=world.image["id"], flavorRef=TINY, metadata={"fake_fail": "launch"}
+    )
+    client.wait(broken["server"]["id"], "ERROR", timeout=60)
+    refused = client.action(broken["server"]["id"], {"createBackup": good})
+    assert "Cannot 'createBackup'" in conflict(refused)
+    # A backup the node fails: its image goes and no older backup is rotated out.
+    failing = world.boot(client, metadata={"fake_fail": "snapshot"})
+    older = upload_image(
+        world.cloud,
+        client.token,
+        image_type="backup",
+        backup_type="daily",
+        instance_uuid=failing,
+    )
+    resp = client.at("2.45").action(failing, {"createBackup": good | {"rotation": 0}})
+    assert resp.status_code == 202, resp.text
+    doomed = resp.json()["image_id"]
+    assert event_of(client, failing, "createBackup")["result"] == "Error"
+    client.wait(failing, "ACTIVE")
+    gone = world.cloud.request("GET", f"/image/v2/images/{doomed}", client.token)
+    assert gone.status_code == 404
+    kept = world.cloud.request("GET", f"/image/v2/images/{older['id']}", client.token)
+    assert kept.status_code == 200, kept.text
 
 
 def test_snapshot_upload_needs_its_grant(world: World) -> None:

@@ -342,10 +342,6 @@ SCHEDULER_FILTERS = (
     "ServerGroupAntiAffinityFilter",
 )
 
-# Server actions being added to the launcher protocol and the fake backend: off
-# until they land; then each moves to COMPUTE_FEATURES_ON and its skips leave
-# tests/e2e/test_tempest_compute.py. (`snapshot` covers createImage and createBackup.)
-PENDING_FEATURES = ("pause", "suspend", "resize", "console_output", "snapshot")
 # What ciaostack does not offer: tempest skips the tests that need it, naming it.
 UNSUPPORTED_FEATURES = (
     "change_password",
@@ -372,8 +368,18 @@ UNSUPPORTED_FEATURES = (
     "hostname_fqdn_sanitization",
     "unified_limits",
 )
-# The API takes and shows OS-DCF:diskConfig, and answers adminPass on create.
-COMPUTE_FEATURES_ON = ("disk_config", "enable_instance_password")
+COMPUTE_FEATURES_ON = (
+    # The API takes and shows OS-DCF:diskConfig, and answers adminPass on create.
+    "disk_config",
+    "enable_instance_password",
+    # Server actions the launchers carry out (`snapshot` covers createImage and
+    # createBackup; `resize` includes confirm and revert).
+    "pause",
+    "suspend",
+    "resize",
+    "console_output",
+    "snapshot",
+)
 
 
 def nova_settings(
@@ -403,7 +409,7 @@ def nova_settings(
             "build_timeout": "60",
         },
         "compute-feature-enabled": {
-            **{flag: "false" for flag in PENDING_FEATURES + UNSUPPORTED_FEATURES},
+            **{flag: "false" for flag in UNSUPPORTED_FEATURES},
             **{flag: "true" for flag in COMPUTE_FEATURES_ON},
             "scheduler_enabled_filters": ",".join(SCHEDULER_FILTERS),
         },

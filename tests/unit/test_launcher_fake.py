@@ -15,6 +15,7 @@ from ciaostack.agents.backends import (
     InstanceNotFound,
     NetworkError,
     NodeResources,
+    console_tail,
 )
 from ciaostack.agents.backends.fake import FakeBackend
 from ciaostack.core.ssntp import payloads as P
@@ -138,3 +139,19 @@ def test_instances_survive_a_new_backend_object(tmp_path: Path) -> None:
         await reborn.detach_volume("up", "vol")
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("log", "length", "tail"),
+    [
+        ("a\nb\nc\nd", 3, "b\nc\nd"),
+        ("a\nb\nc\n", 3, "b\nc\n"),  # 2 lines and an empty piece: 3 parts
+        ("a\nb", 5, "a\nb"),
+        ("a\nb", 0, ""),
+        ("a\nb\n", None, "a\nb\n"),
+    ],
+)
+def test_console_tail_is_novas(log: str, length: int | None, tail: str) -> None:
+    assert console_tail(log, length) == tail
+    if length:
+        assert len(console_tail(log, length).split("\n")) == min(length, len(log.split("\n")))

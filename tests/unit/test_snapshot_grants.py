@@ -9,7 +9,7 @@ import pytest
 
 from ciaostack.core import errors
 from ciaostack.core.identity.keys import KeyRepository
-from ciaostack.core.images.snapshots import Grant, UploadGrants
+from ciaostack.core.images.snapshots import Grant, Rotation, UploadGrants
 
 GRANT = Grant(image_id="img-1", project_id="p1", user_id="u1")
 
@@ -25,6 +25,12 @@ def test_a_grant_is_good_for_its_image_only(grants: UploadGrants) -> None:
     assert grants.verify(token, "img-1") == GRANT
     with pytest.raises(errors.Unauthorized):
         grants.verify(token, "img-2")
+
+
+def test_a_backup_grant_carries_its_rotation(grants: UploadGrants) -> None:
+    backup = Grant("img-1", "p1", "u1", Rotation("server-1", "daily", 0))
+    assert grants.verify(grants.issue(backup), "img-1") == backup
+    assert grants.verify(grants.issue(GRANT), "img-1").rotation is None
 
 
 def test_expired_or_tampered_grants_are_refused(grants: UploadGrants) -> None:
