@@ -14,8 +14,12 @@ from typing import Any
 import falcon
 
 from ciaostack.core import errors
+from ciaostack.core.db.session import is_busy
 
 LOG = logging.getLogger("ciaostack.api")
+# What a client is told to wait before trying again a request the database was too busy
+# for (Retry-After, seconds).
+BUSY_RETRY_AFTER = 1
 
 Formatter = Callable[[int, str, str], dict[str, Any]]
 
@@ -68,6 +72,20 @@ def _describe(ex: Exception, req: falcon.Request) -> tuple[int, str, str, dict[s
             message = "The resource could not be found."
         headers = dict(ex.headers or {})
         return status, _plain_title(title), message, headers
+    if is_busy(ex):
+        # Not a bug but load: the request waited out the database's lock timeout. Clients
+        # retry a 503 with Retry-After; a 500 would read as a fault of the cloud.
+        LOG.warning(
+            "request_id=%s database busy: %s",
+            getattr(req.context, "request_id", "-"),
+            getattr(ex, "orig", ex),
+        )
+        return (
+            503,
+            "Service Unavailable",
+            "The database is too busy to take this request now; try again.",
+            {"Retry-After": str(BUSY_RETRY_AFTER)},
+        )
     LOG.exception("request_id=%s unexpected error", getattr(req.context, "request_id", "-"))
     return 500, "Internal Server Error", "An unexpected error prevented the request.", {}
 

@@ -2,7 +2,9 @@
 
 A reservation is one conditional UPDATE per resource (`in_use + n <= limit`),
 so concurrent creates on any database can never overshoot a limit; the
-counter row is created on first use. Limits are passed in by the caller (the
+counter row is created on first use (only when the UPDATE found no row: a
+project's counters exist after its first reservation, so the insert is not paid
+on every request). Limits are passed in by the caller (the
 compute API's quota sets); a limit of -1 means unlimited.
 """
 
@@ -18,6 +20,8 @@ from sqlalchemy.orm import Session
 from ciaostack.core import errors
 from ciaostack.core.db.models import QuotaUsage
 
+_USAGE = QuotaUsage.__table__
+
 
 class QuotaExceeded(errors.Forbidden):
     """Nova answers 403 (Cinder 413): the compat layer picks the status."""
@@ -30,14 +34,34 @@ class QuotaExceeded(errors.Forbidden):
         self.resource = resource
 
 
-def _ensure_rows(session: Session, project_id: str, resources: list[str]) -> None:
-    """Create missing counters without disturbing a concurrent creator of the same row."""
+def _ensure_row(session: Session, project_id: str, resource: str) -> None:
+    """Create a missing counter without disturbing a concurrent creator of the same row."""
     dialect = session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     session.execute(
         insert(QuotaUsage)
-        .values([{"project_id": project_id, "resource": r, "in_use": 0} for r in resources])
+        .values(project_id=project_id, resource=resource, in_use=0)
         .on_conflict_do_nothing()
+    )
+
+
+def _add(session: Session, project_id: str, resource: str, delta: int, limit: int) -> bool:
+    """Add `delta` to the counter unless that passes `limit`; False also when no row.
+
+    A Core statement on the table: every create runs it per resource, and the ORM's
+    bulk-update machinery (nothing to synchronize here) costs more than the UPDATE."""
+    usage = _USAGE.c
+    stmt = update(_USAGE).where(usage.project_id == project_id, usage.resource == resource)
+    if limit >= 0 and delta > 0:
+        stmt = stmt.where(usage.in_use + delta <= limit)
+    return session.execute(stmt.values(in_use=usage.in_use + delta)).rowcount == 1
+
+
+def _in_use(session: Session, project_id: str, resource: str) -> int | None:
+    return session.scalar(
+        select(QuotaUsage.in_use).where(
+            QuotaUsage.project_id == project_id, QuotaUsage.resource == resource
+        )
     )
 
 
@@ -45,25 +69,18 @@ def reserve(
     session: Session, project_id: str, deltas: Mapping[str, int], limits: Mapping[str, int]
 ) -> None:
     """Add `deltas` to the project's usage, refusing the lot if any limit would be passed."""
-    _ensure_rows(session, project_id, list(deltas))
     for resource, delta in deltas.items():
         limit = limits.get(resource, -1)
-        stmt = update(QuotaUsage).where(
-            QuotaUsage.project_id == project_id, QuotaUsage.resource == resource
-        )
-        if limit >= 0 and delta > 0:
-            stmt = stmt.where(QuotaUsage.in_use + delta <= limit)
-        result = session.execute(
-            stmt.values(in_use=QuotaUsage.in_use + delta),
-            execution_options={"synchronize_session": False},
-        )
-        if result.rowcount == 0:
-            in_use = session.scalar(
-                select(QuotaUsage.in_use).where(
-                    QuotaUsage.project_id == project_id, QuotaUsage.resource == resource
-                )
-            )
-            raise QuotaExceeded(resource, delta, in_use or 0, limit)
+        if _add(session, project_id, resource, delta, limit):
+            continue
+        in_use = _in_use(session, project_id, resource)
+        if in_use is None:
+            # The first reservation of this resource: make the counter, then try again.
+            _ensure_row(session, project_id, resource)
+            if _add(session, project_id, resource, delta, limit):
+                continue
+            in_use = _in_use(session, project_id, resource)
+        raise QuotaExceeded(resource, delta, in_use or 0, limit)
 
 
 def release(session: Session, project_id: str, deltas: Mapping[str, int]) -> None:

@@ -193,8 +193,12 @@ class ServerCollection:
         mv = common.microversion(req)
         body = common.read_body(req, server_schemas.create(mv))
         request = self._boot_request(req, body)
+        servers = self.compute.servers
+        # The checks that only read go first, outside the write transaction (see check).
+        with rt.db.session(readonly=True) as session:
+            checks = servers.check(session, auth, request)
         with rt.db.session() as session:
-            booted = self.compute.servers.create(session, auth, request, req.context.request_id)
+            booted = servers.create(session, auth, request, req.context.request_id, checks)
         resp.status = falcon.HTTP_202
         server = body["server"]
         if common.as_bool(server.get("return_reservation_id", False)):

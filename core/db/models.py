@@ -188,7 +188,11 @@ class Instance(Base):
     """
 
     __tablename__ = "instances"
-    __table_args__ = (Index("ix_instances_project_deleted", "project_id", "deleted"),)
+    # The server list's default order (a project's live instances, newest first), which
+    # also serves every lookup by project.
+    __table_args__ = (
+        Index("ix_instances_project_deleted_created", "project_id", "deleted", "created_at", "id"),
+    )
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     project_id: Mapped[str] = mapped_column(String(64))
     user_id: Mapped[str] = mapped_column(String(64))

@@ -10,7 +10,11 @@ import contextlib
 from collections.abc import Iterator
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+
+# Seconds SQLite waits for another writer's lock before giving up.
+BUSY_TIMEOUT = 30
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001 - DB-API types
@@ -20,7 +24,7 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001 - DB-API types
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT * 1000}")
     cur.close()
 
 
@@ -34,6 +38,13 @@ def _sqlite_begin(conn) -> None:  # noqa: ANN001
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def is_busy(exc: BaseException) -> bool:
+    """Whether `exc` says the database was too busy to serve the work in time (SQLite:
+    it waited out the busy timeout for another writer's lock); the same work may well
+    succeed when tried again."""
+    return isinstance(exc, OperationalError) and "database is locked" in str(exc.orig)
+
+
 def normalize_url(url: str) -> str:
     """Let operators write postgresql:// and still get psycopg 3."""
     for prefix in ("postgresql://", "postgres://"):
@@ -45,7 +56,9 @@ def normalize_url(url: str) -> str:
 def make_engine(url: str) -> Engine:
     url = normalize_url(url)
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(
+            url, connect_args={"timeout": BUSY_TIMEOUT, "check_same_thread": False}
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine

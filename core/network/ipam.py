@@ -16,7 +16,7 @@ import dataclasses
 import uuid
 from collections.abc import Iterable
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -30,6 +30,15 @@ from ciaostack.core.network.pool import AddressPlan
 COMPUTE_OWNER = "compute:nova"
 # Races lost in a row before giving up (each loss means another request progressed).
 ATTEMPTS = 20
+# Addresses after a subnet's cursor looked up before reading all its allocations: the
+# cursor goes round the subnet, so the next address is nearly always free.
+WINDOW = 16
+# Every create writes these rows: Core statements on the tables skip the ORM's unit of
+# work and bulk-update machinery, which cost more than the statements and have nothing
+# to keep track of here (a port and its address are not used as objects afterwards).
+_SUBNETS = Subnet.__table__
+_PORTS = Port.__table__
+_ALLOCATIONS = IPAllocation.__table__
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,58 +119,59 @@ class IPAM:
         else:
             subnet_id, cidr, gateway, offset = self._claim_any(session, network, project_id)
         ip = pool.address(cidr, offset)
-        port = Port(
-            id=str(uuid.uuid4()),
-            network_id=network.id,
-            project_id=project_id,
-            mac_address=self.plan.mac(ip),
-            device_id=device_id,
-            device_owner=COMPUTE_OWNER if device_id else "",
+        port_id, mac = str(uuid.uuid4()), self.plan.mac(ip)
+        session.execute(
+            insert(_PORTS).values(
+                id=port_id,
+                network_id=network.id,
+                project_id=project_id,
+                mac_address=mac,
+                device_id=device_id,
+                device_owner=COMPUTE_OWNER if device_id else "",
+            )
         )
-        session.add(port)
-        session.flush()
-        session.add(IPAllocation(subnet_id=subnet_id, ip_address=ip, port_id=port.id))
-        return Interface(port.id, network.id, network.name, ip, port.mac_address, cidr, gateway)
+        session.execute(
+            insert(_ALLOCATIONS).values(subnet_id=subnet_id, ip_address=ip, port_id=port_id)
+        )
+        return Interface(port_id, network.id, network.name, ip, mac, cidr, gateway)
 
-    def _take(self, session: Session, subnet_id: str) -> bool:
-        """Count one more address against the subnet if it has room; locks its row."""
-        result = session.execute(
-            update(Subnet)
-            .where(Subnet.id == subnet_id, Subnet.used < Subnet.capacity)
-            .values(used=Subnet.used + 1)
-            .execution_options(synchronize_session=False)
-        )
-        return result.rowcount == 1
+    @staticmethod
+    def _take(session: Session, subnet_id: str) -> int | None:
+        """Count one more address against the subnet if it has room (this locks its row);
+        the subnet's cursor then, or None when it was full."""
+        subnet = _SUBNETS.c
+        return session.execute(
+            update(_SUBNETS)
+            .where(subnet.id == subnet_id, subnet.used < subnet.capacity)
+            .values(used=subnet.used + 1)
+            .returning(subnet.cursor)
+        ).scalar()
 
     def _claim_any(
         self, session: Session, network: Network, project_id: str
     ) -> tuple[str, str, str | None, int]:
         for _ in range(ATTEMPTS):
-            subnet_id = session.scalar(
-                select(Subnet.id)
+            row = session.execute(
+                select(Subnet.id, Subnet.cidr, Subnet.gateway_ip)
                 .where(Subnet.network_id == network.id, Subnet.used < Subnet.capacity)
                 .order_by(Subnet.created_at, Subnet.id)
                 .limit(1)
-            )
-            if subnet_id is None:
-                subnet_id = self._carve(session, network, project_id)
-                if subnet_id is None:
+            ).first()
+            if row is None:
+                row = self._carve(session, network, project_id)
+                if row is None:
                     continue  # another transaction carved the same block: look again
-            if not self._take(session, subnet_id):
+            subnet_id, cidr, gateway = row
+            cursor = self._take(session, subnet_id)
+            if cursor is None:
                 continue  # it filled up meanwhile
-            cidr, gateway, cursor = session.execute(
-                select(Subnet.cidr, Subnet.gateway_ip, Subnet.cursor).where(Subnet.id == subnet_id)
-            ).one()
-            offset = pool.next_free(cidr, cursor, self._taken(session, subnet_id, cidr))
+            offset = self._next_free(session, subnet_id, cidr, cursor)
             if offset is None:
                 # The counter disagrees with the allocations: believe the allocations.
                 self._recount(session, subnet_id)
                 continue
             session.execute(
-                update(Subnet)
-                .where(Subnet.id == subnet_id)
-                .values(cursor=offset)
-                .execution_options(synchronize_session=False)
+                update(_SUBNETS).where(_SUBNETS.c.id == subnet_id).values(cursor=offset)
             )
             return subnet_id, cidr, gateway, offset
         raise errors.Conflict("Could not allocate an IP address: too much contention, try again.")
@@ -175,8 +185,8 @@ class IPAM:
             offset = pool.offset_of(cidr, ip)
             if offset is None:
                 continue
-            if not self._take(session, subnet_id) or offset in self._taken(
-                session, subnet_id, cidr
+            if self._take(session, subnet_id) is None or self._held(
+                session, subnet_id, [pool.address(cidr, offset)]
             ):
                 raise errors.BadRequest(f"Fixed IP address {ip} is already in use.")
             return subnet_id, cidr, gateway, offset
@@ -184,12 +194,33 @@ class IPAM:
             f"Fixed IP address {ip} is not an assignable address of network {network.id}."
         )
 
+    def _next_free(self, session: Session, subnet_id: str, cidr: str, cursor: int) -> int | None:
+        """What `pool.next_free` answers, reading the subnet's allocations only when the
+        WINDOW addresses after the cursor are all taken."""
+        upcoming = pool.upcoming(cidr, cursor, WINDOW)
+        held = self._held(session, subnet_id, list(upcoming))
+        for ip, offset in upcoming.items():
+            if ip not in held:
+                return offset
+        return pool.next_free(cidr, cursor, self._taken(session, subnet_id, cidr))
+
+    @staticmethod
+    def _held(session: Session, subnet_id: str, ips: list[str]) -> set[str]:
+        """Those of `ips` (as `pool.address` writes them) that are allocated in the subnet."""
+        return set(
+            session.scalars(
+                select(IPAllocation.ip_address).where(
+                    IPAllocation.subnet_id == subnet_id, IPAllocation.ip_address.in_(ips)
+                )
+            )
+        )
+
     @staticmethod
     def _taken(session: Session, subnet_id: str, cidr: str) -> set[int]:
         ips = session.scalars(
             select(IPAllocation.ip_address).where(IPAllocation.subnet_id == subnet_id)
         )
-        return {offset for ip in ips if (offset := pool.offset_of(cidr, ip)) is not None}
+        return pool.offsets(cidr, ips)
 
     @staticmethod
     def _recount(session: Session, subnet_id: str) -> None:
@@ -201,8 +232,11 @@ class IPAM:
             .execution_options(synchronize_session=False)
         )
 
-    def _carve(self, session: Session, network: Network, project_id: str) -> str | None:
-        """A new subnet for `network` from the pool's lowest free block; None if raced."""
+    def _carve(
+        self, session: Session, network: Network, project_id: str
+    ) -> tuple[str, str, str | None] | None:
+        """A new subnet for `network` from the pool's lowest free block (its id, CIDR and
+        gateway); None if raced."""
         taken = session.scalars(select(Subnet.pool_block).where(Subnet.pool_block.is_not(None)))
         index = self.plan.free_block(list(taken))
         if index is None:
@@ -227,7 +261,7 @@ class IPAM:
                 session.add(subnet)
         except IntegrityError:
             return None
-        return subnet.id
+        return subnet.id, cidr, subnet.gateway_ip
 
     @staticmethod
     def attach(session: Session, port_ids: Iterable[str], device_id: str) -> None:
@@ -235,10 +269,9 @@ class IPAM:
         ids = list(port_ids)
         if ids:
             session.execute(
-                update(Port)
-                .where(Port.id.in_(ids))
+                update(_PORTS)
+                .where(_PORTS.c.id.in_(ids))
                 .values(device_id=device_id, device_owner=COMPUTE_OWNER)
-                .execution_options(synchronize_session=False)
             )
 
     def release(self, session: Session, device_ids: Iterable[str]) -> None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-from collections.abc import Collection
+import itertools
+from collections.abc import Collection, Iterable, Iterator
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,13 +112,37 @@ def offset_of(cidr: str, ip: str) -> int | None:
     return offset if first_offset() <= offset <= last_offset(cidr) else None
 
 
-def next_free(cidr: str, cursor: int, taken: Collection[int]) -> int | None:
-    """The first offset after `cursor` (wrapping) that is not taken, or None when full."""
+def offsets(cidr: str, ips: Iterable[str]) -> set[int]:
+    """The offsets of those of `ips` the subnet hands out (what `offset_of` gives each),
+    with the subnet parsed once: this runs over every address of a subnet."""
+    network = ipaddress.IPv4Network(cidr)
+    base = int(network.network_address)
+    low, high = first_offset(), network.num_addresses - 2
+    found = set()
+    for ip in ips:
+        try:
+            offset = int(ipaddress.IPv4Address(ip)) - base
+        except ValueError:
+            continue
+        if low <= offset <= high:
+            found.add(offset)
+    return found
+
+
+def _after(cidr: str, cursor: int) -> Iterator[int]:
+    """Every offset the subnet hands out, in the order they are tried after `cursor`."""
     low, high = first_offset(), last_offset(cidr)
     span = high - low + 1
     start = cursor + 1 if low <= cursor + 1 <= high else low
-    for step in range(span):
-        offset = low + (start - low + step) % span
-        if offset not in taken:
-            return offset
-    return None
+    return (low + (start - low + step) % span for step in range(span))
+
+
+def next_free(cidr: str, cursor: int, taken: Collection[int]) -> int | None:
+    """The first offset after `cursor` (wrapping) that is not taken, or None when full."""
+    return next((offset for offset in _after(cidr, cursor) if offset not in taken), None)
+
+
+def upcoming(cidr: str, cursor: int, count: int) -> dict[str, int]:
+    """The first `count` addresses `next_free` tries after `cursor`, with their offsets."""
+    base = ipaddress.IPv4Network(cidr).network_address
+    return {str(base + offset): offset for offset in itertools.islice(_after(cidr, cursor), count)}

@@ -126,3 +126,15 @@ def test_fixed_addresses(db: Database) -> None:
             ipam.allocate(session, network, "p", "c", fixed_ip=address)
     # The cursor moves on: the next automatic address is not a fixed one's.
     assert allocate(db, ipam, "p", "d").ip != "10.20.30.40"
+
+
+def test_a_freed_address_far_from_the_cursor_is_found(db: Database) -> None:
+    """Past the addresses just after the cursor (all taken here), allocation falls back
+    to reading the whole subnet and still finds the one free address."""
+    ipam = IPAM(PLAN, "private")
+    handed = [allocate(db, ipam, "w", f"d{i}") for i in range(PLAN.capacity)]
+    with db.session() as session:
+        ipam.release(session, ["d40"])
+    assert allocate(db, ipam, "w", "again").ip == handed[40].ip
+    # The next address comes from a new subnet: the first one is full again.
+    assert allocate(db, ipam, "w", "next").cidr != handed[0].cidr
