@@ -47,6 +47,7 @@ import logging
 import ssl
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from ciaostack.agents import upload
@@ -74,7 +75,6 @@ POWER_STATES = {
 }
 
 # Reasons carried by instance and volume command failures.
-NO_INSTANCE = "no_instance"
 INVALID_DATA = "invalid_data"
 INVALID_STATE = "invalid_state"
 UPLOAD_FAILURE = "upload_failure"
@@ -93,7 +93,7 @@ BACKEND_FAILURE = {
     Error.CONFIRM_RESIZE_FAILURE: "confirm_resize_failure",
     Error.REVERT_RESIZE_FAILURE: "revert_resize_failure",
     Error.SNAPSHOT_FAILURE: "snapshot_failure",
-    Error.CONSOLE_OUTPUT_FAILURE: "console_failure",
+    Error.CONSOLE_OUTPUT_FAILURE: P.CONSOLE_FAILURE,
 }
 # Power changes: command -> (its failure, the state it starts from, the state it ends in).
 POWER_CHANGES = {
@@ -155,6 +155,9 @@ class LauncherOptions:
     reserve_mem_mb: int = 512
     reserve_disk_mb: int = 1024
     stats_interval: float = 10.0
+    # The CA that vouches for the cloud's hosts: a snapshot upload over https checks the
+    # image API's certificate against it.
+    ca_file: Path | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -493,7 +496,7 @@ class Launcher:
         if record is None:
             await self._failure(
                 error,
-                P.InstanceFailure(instance_uuid, NO_INSTANCE, "no such instance on this node"),
+                P.InstanceFailure(instance_uuid, P.NO_INSTANCE, "no such instance on this node"),
             )
             return
         held, wanted = record.start.requirements, message.requirements
@@ -636,7 +639,7 @@ class Launcher:
         if record is None:
             await self._failure(
                 Error.STOP_FAILURE,
-                P.InstanceFailure(instance_uuid, NO_INSTANCE, "no such instance on this node"),
+                P.InstanceFailure(instance_uuid, P.NO_INSTANCE, "no such instance on this node"),
             )
             return
         if not await self._backend_call(
@@ -657,7 +660,7 @@ class Launcher:
         failure = self._instance_failure(instance_uuid)
         if record is None:
             await self._failure(
-                Error.RESTART_FAILURE, failure(NO_INSTANCE, "no such instance on this node")
+                Error.RESTART_FAILURE, failure(P.NO_INSTANCE, "no such instance on this node")
             )
             return
         if message.reboot not in ("", "soft", "hard"):
@@ -722,7 +725,7 @@ class Launcher:
         failure = functools.partial(P.VolumeFailure, instance_uuid, volume_uuid)
         record = self.instances.get(instance_uuid)
         if record is None:
-            await self._failure(error, failure(NO_INSTANCE, "no such instance on this node"))
+            await self._failure(error, failure(P.NO_INSTANCE, "no such instance on this node"))
             return
         if attach:
             action = functools.partial(
@@ -751,7 +754,7 @@ class Launcher:
         failure = self._instance_failure(instance_uuid)
         record = self.instances.get(instance_uuid)
         if record is None:
-            await self._failure(error, failure(NO_INSTANCE, "no such instance on this node"))
+            await self._failure(error, failure(P.NO_INSTANCE, "no such instance on this node"))
             return
         if record.state != target:
             if record.state != source:
@@ -777,7 +780,7 @@ class Launcher:
         record = self.instances.get(instance_uuid)
         if record is None:
             await self._failure(
-                Error.REBUILD_FAILURE, failure(NO_INSTANCE, "no such instance on this node")
+                Error.REBUILD_FAILURE, failure(P.NO_INSTANCE, "no such instance on this node")
             )
             return
         start = dataclasses.replace(
@@ -849,7 +852,8 @@ class Launcher:
         failure = self._instance_failure(instance_uuid)
         if instance_uuid not in self.instances:
             await self._failure(
-                Error.CONFIRM_RESIZE_FAILURE, failure(NO_INSTANCE, "no such instance on this node")
+                Error.CONFIRM_RESIZE_FAILURE,
+                failure(P.NO_INSTANCE, "no such instance on this node"),
             )
             return
         if await self._backend_call(
@@ -867,7 +871,7 @@ class Launcher:
         failure = functools.partial(P.SnapshotFailure, instance_uuid, image_uuid)
         if instance_uuid not in self.instances:
             await self._failure(
-                Error.SNAPSHOT_FAILURE, failure(NO_INSTANCE, "no such instance on this node")
+                Error.SNAPSHOT_FAILURE, failure(P.NO_INSTANCE, "no such instance on this node")
             )
             return
         if not is_safe_id(image_uuid):
@@ -879,7 +883,12 @@ class Launcher:
         try:
             disk_format = await self.backend.snapshot(instance_uuid, target)
             await asyncio.to_thread(
-                upload.put_file, message.upload_url, message.upload_grant, target, disk_format
+                upload.put_file,
+                message.upload_url,
+                message.upload_grant,
+                target,
+                disk_format,
+                cafile=self.options.ca_file,
             )
         except (BackendError, upload.UploadError) as exc:
             reason = (
@@ -909,7 +918,7 @@ class Launcher:
         instance_uuid = message.instance_uuid
         reason, text, output = "", "", ""
         if instance_uuid not in self.instances:
-            reason, text = NO_INSTANCE, "no such instance on this node"
+            reason, text = P.NO_INSTANCE, "no such instance on this node"
         else:
             length = None if message.length < 0 else message.length
             try:

@@ -30,13 +30,18 @@ def put_file(
     disk_format: str,
     container_format: str = "bare",
     timeout: float = TIMEOUT,
-    context: ssl.SSLContext | None = None,
+    cafile: Path | None = None,
 ) -> None:
-    """PUT `path` to `url`, streamed; UploadError unless the API answers 2xx."""
+    """PUT `path` to `url`, streamed; UploadError unless the API answers 2xx.
+
+    Over https the API's certificate is checked against `cafile`, the CA the launcher
+    is configured to trust for this cloud (the system's store only when none is set):
+    the grant must not reach a host the cloud's CA did not vouch for."""
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UploadError(f"upload URL must be http(s)://host/...: {parts.scheme}://")
     if parts.scheme == "https":
+        context = ssl.create_default_context(cafile=str(cafile) if cafile else None)
         conn: http.client.HTTPConnection = http.client.HTTPSConnection(
             parts.hostname, parts.port, timeout=timeout, context=context
         )

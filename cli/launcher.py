@@ -79,6 +79,7 @@ async def _serve(conf: Config, args: argparse.Namespace) -> int:
             reserve_mem_mb=conf.get("launcher", "reserve_mem_mb"),
             reserve_disk_mb=conf.get("launcher", "reserve_disk_mb"),
             stats_interval=conf.get("launcher", "stats_interval"),
+            ca_file=ca,
         )
         launchers.append(Launcher(backend, store, options))
     launcher = launchers[0]

@@ -26,7 +26,7 @@ from ciaostack.compat.nova import common, server_schemas
 from ciaostack.compat.nova.servers import Compute, _ip, _user_data, last_segment, target_of
 from ciaostack.core import errors
 from ciaostack.core.compute import instance_actions as actions
-from ciaostack.core.compute import quotas, security_groups
+from ciaostack.core.compute import security_groups
 from ciaostack.core.compute.server_actions import RebuildRequest, ServerActions
 from ciaostack.core.compute.servers import new_password
 from ciaostack.core.db.models import Instance
@@ -184,17 +184,6 @@ def _resize(call: Call) -> None:
     call.actions.resize(call.session, call.auth, call.instance, flavor_id, call.request_id)
 
 
-def _image_metadata(call: Call, entity: dict[str, Any]) -> dict[str, str]:
-    """The request's image metadata, within the metadata quota before 2.39 (Nova's
-    check; from 2.39 the image service's own limits apply)."""
-    metadata = entity.get("metadata") or {}
-    if not call.version.matches("2.39"):
-        limit = quotas.limits_for(call.session, call.instance.project_id)["metadata_items"]
-        if 0 <= limit < len(metadata):
-            raise errors.Forbidden(f"Maximum number of metadata items exceeds {limit}")
-    return metadata
-
-
 def _image_answer(call: Call, image_id: str, location: bool = True) -> Answer:
     """The image id in the body from 2.45, in the Location header before (the image
     API's URL for it, which is where clients fetch it from)."""
@@ -207,9 +196,14 @@ def _image_answer(call: Call, image_id: str, location: bool = True) -> Answer:
 
 def _create_image(call: Call) -> Answer:
     entity = call.body["createImage"]
-    metadata = _image_metadata(call, entity)
     image_id = call.actions.create_image(
-        call.session, call.auth, call.instance, entity["name"], metadata, call.request_id
+        call.session,
+        call.auth,
+        call.instance,
+        entity["name"],
+        entity.get("metadata") or {},
+        call.request_id,
+        metadata_quota=not call.version.matches("2.39"),
     )
     return _image_answer(call, image_id)
 
@@ -218,10 +212,16 @@ def _create_backup(call: Call) -> Answer:
     """As createImage, plus the rotation; before 2.45 a rotation of 0 (the new backup
     itself is deleted once stored) answers without a Location, as Nova."""
     entity = call.body["createBackup"]
-    metadata = _image_metadata(call, entity)
     rotation = Rotation(call.instance.id, entity["backup_type"], int(entity["rotation"]))
     image_id = call.actions.create_backup(
-        call.session, call.auth, call.instance, entity["name"], rotation, metadata, call.request_id
+        call.session,
+        call.auth,
+        call.instance,
+        entity["name"],
+        rotation,
+        entity.get("metadata") or {},
+        call.request_id,
+        metadata_quota=not call.version.matches("2.39"),
     )
     return _image_answer(call, image_id, location=rotation.keep > 0)
 

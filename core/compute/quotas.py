@@ -103,6 +103,15 @@ def usage_for(session: Session, project_id: str, user_id: str | None = None) -> 
     return in_use
 
 
+def check_metadata_items(limit: int, count: int, image: bool = False) -> None:
+    """403 when `count` metadata items pass the `metadata_items` limit (-1: none), in
+    Nova's words for a server's metadata or (`image`) a snapshot's."""
+    if 0 <= limit < count:
+        if image:
+            raise errors.Forbidden("Image metadata limit exceeded")
+        raise errors.Forbidden(f"Maximum number of metadata items exceeds {limit}")
+
+
 def _sum_user_limits(session: Session, project_id: str, resource: str, skip: str = "") -> int:
     total = session.scalar(
         select(func.coalesce(func.sum(QuotaLimit.hard_limit), 0)).where(

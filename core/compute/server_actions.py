@@ -22,19 +22,25 @@ from sqlalchemy.orm import Session
 from ciaostack.core import errors
 from ciaostack.core.compute import flavors, keypairs, quotas
 from ciaostack.core.compute import instance_actions as actions
-from ciaostack.core.compute.servers import Servers, check_image, flavor_snapshot
+from ciaostack.core.compute.servers import (
+    Servers,
+    check_image,
+    check_image_fits,
+    flavor_snapshot,
+)
 from ciaostack.core.controller import operations, states
 from ciaostack.core.db.models import ConsoleReply, Image, Instance, ServerMetadata
 from ciaostack.core.db.session import Database
 from ciaostack.core.identity.context import AuthContext
 from ciaostack.core.images import snapshots
 from ciaostack.core.images.service import Images
+from ciaostack.core.ssntp import payloads as P
 
 #: How long an API request waits for a node's console output.
 CONSOLE_TIMEOUT = 10.0
 _CONSOLE_POLL = 0.1
 # Console failures that mean the node has no console to read (Nova's 404).
-_NO_CONSOLE = frozenset({"no_instance", "console_failure"})
+_NO_CONSOLE = frozenset({P.NO_INSTANCE, P.CONSOLE_FAILURE})
 
 _SIMPLE: dict[str, Callable[[Session, Instance], None]] = {
     actions.PAUSE: operations.pause_instance,
@@ -60,6 +66,12 @@ class RebuildRequest:
     # Whether a key pair was named (2.54), and which (None: remove the key).
     set_key: bool = False
     key_name: str | None = None
+
+    def __post_init__(self) -> None:
+        unknown = set(self.attributes) - set(REBUILD_ATTRIBUTES)
+        if unknown:
+            # A caller's bug, not a client's: only these columns are a rebuild's to set.
+            raise ValueError(f"a rebuild cannot set {sorted(unknown)}")
 
 
 class ServerActions:
@@ -107,8 +119,7 @@ class ServerActions:
         metadata = self.servers.metadata(session, instance)
         if request.metadata is not None:
             limit = quotas.limits_for(session, instance.project_id)["metadata_items"]
-            if 0 <= limit < len(request.metadata):
-                raise errors.Forbidden(f"Maximum number of metadata items exceeds {limit}")
+            quotas.check_metadata_items(limit, len(request.metadata))
             metadata = dict(request.metadata)
             session.execute(delete(ServerMetadata).where(ServerMetadata.instance_id == instance.id))
             session.add_all(
@@ -158,8 +169,8 @@ class ServerActions:
                 "Resize to zero disk flavor is not allowed."
             )
         image = session.get(Image, instance.image_id) if instance.image_id else None
-        if image is not None and image.min_ram > flavor.ram:
-            raise errors.BadRequest("Flavor's memory is too small for requested image.")
+        if image is not None:
+            check_image_fits(image, flavor.ram, flavor.disk)
         wanted = {
             "id": flavor.id,
             **flavor_snapshot(flavor, flavors.extra_specs(session, flavor.id)),
@@ -178,9 +189,13 @@ class ServerActions:
         name: str,
         metadata: Mapping[str, str],
         rid: str,
+        metadata_quota: bool = True,
     ) -> str:
         """A queued image owned by the server's project, and the node's task to fill it
-        (no lock check: as in Nova, a lock guards against changes, not copies)."""
+        (no lock check: as in Nova, a lock guards against changes, not copies).
+        `metadata_quota`: the request's metadata counts against the metadata_items quota
+        (Nova before 2.39; from then the image service's own limits apply)."""
+        _check_image_metadata(session, instance, metadata, metadata_quota)
         return self._snapshot(
             session, caller, instance, name, {"image_type": "snapshot", **metadata}, None, rid
         )
@@ -194,9 +209,11 @@ class ServerActions:
         rotation: snapshots.Rotation,
         metadata: Mapping[str, str],
         rid: str,
+        metadata_quota: bool = True,
     ) -> str:
         """A snapshot marked as a backup of `rotation.backup_type`; once its data is
         stored, the backups beyond the rotation go (see core/images/snapshots.py)."""
+        _check_image_metadata(session, instance, metadata, metadata_quota)
         properties = {"image_type": "backup", **metadata, "backup_type": rotation.backup_type}
         return self._snapshot(session, caller, instance, name, properties, rotation, rid)
 
@@ -226,7 +243,7 @@ class ServerActions:
             properties={**own, **properties},
         )
         grant = self.grants.issue(
-            snapshots.Grant(image.id, instance.project_id, caller.user_id, rotation)
+            snapshots.Grant(image.id, instance.project_id, caller.user_id, instance.id, rotation)
         )
         url = self.public_url + snapshots.UPLOAD_PATH.format(image_id=image.id)
         operations.snapshot_instance(session, instance, image.id, url, grant, action)
@@ -250,12 +267,18 @@ class ServerActions:
         console for the instance, 409 when the node is gone or silent."""
         deadline = time.monotonic() + timeout
         while True:
-            with db.session() as session:
+            # Polls read only: a write (SQLite: BEGIN IMMEDIATE) would queue with every
+            # writer of the cloud ten times a second, for nothing most of the time.
+            with db.session(readonly=True) as session:
                 reply = session.get(ConsoleReply, request_id)
                 if reply is not None:
-                    session.delete(reply)
                     output, error = reply.output, reply.error
-                    break
+            if reply is not None:
+                with db.session() as session:
+                    session.execute(
+                        delete(ConsoleReply).where(ConsoleReply.request_id == request_id)
+                    )
+                break
             if time.monotonic() >= deadline:
                 raise errors.Conflict(
                     f"The compute node of instance {instance_id} did not answer in time."
@@ -268,3 +291,11 @@ class ServerActions:
                 f"Instance {instance_id} is not ready: its node is not available."
             )
         return output or ""
+
+
+def _check_image_metadata(
+    session: Session, instance: Instance, metadata: Mapping[str, str], enforce: bool
+) -> None:
+    if enforce:
+        limit = quotas.limits_for(session, instance.project_id)["metadata_items"]
+        quotas.check_metadata_items(limit, len(metadata), image=True)

@@ -12,8 +12,8 @@ its quota and its START command are committed together or not at all.
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
-import secrets
 import string
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -30,6 +30,7 @@ from ciaostack.core.db.models import (
     Flavor,
     Image,
     Instance,
+    KeyPair,
     Network,
     ServerAttributes,
     ServerGroup,
@@ -49,6 +50,7 @@ MAX_TAGS = 50
 EDITABLE_STATES = frozenset({states.ACTIVE, states.PAUSED, states.SUSPENDED, states.STOPPED})
 _HOSTNAME_BAD = re.compile(r"[^a-z0-9.-]+")
 _PASSWORD_CHARS = string.ascii_letters + string.digits
+_RESERVATION_CHARS = string.ascii_lowercase + string.digits
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,18 +90,43 @@ class BootRequest:
 
 
 @dataclasses.dataclass(frozen=True)
+class BootChecks:
+    """What `Servers.check` read and validated for a create, before its write transaction."""
+
+    limits: dict[str, int]
+    flavor: Flavor
+    extra_specs: dict[str, str]
+    key: KeyPair | None
+    node_id: str
+
+
+@dataclasses.dataclass(frozen=True)
 class Booted:
     instances: list[Instance]
     reservation_id: str
 
 
+def random_string(alphabet: str, length: int) -> str:
+    """`length` characters drawn uniformly from `alphabet` with the OS's randomness.
+
+    Like `secrets.choice` per character, but with one read of the random source
+    (secrets.choice makes one per character: 20 system calls per create); bytes past
+    the last whole multiple of the alphabet's size are dropped so no character is
+    likelier than another."""
+    size = len(alphabet)
+    limit = 256 - 256 % size
+    chosen: list[str] = []
+    while len(chosen) < length:
+        chosen += [alphabet[b % size] for b in os.urandom(2 * length) if b < limit]
+    return "".join(chosen[:length])
+
+
 def new_reservation_id() -> str:
-    alphabet = string.ascii_lowercase + string.digits
-    return "r-" + "".join(secrets.choice(alphabet) for _ in range(8))
+    return "r-" + random_string(_RESERVATION_CHARS, 8)
 
 
 def new_password(length: int = 12) -> str:
-    return "".join(secrets.choice(_PASSWORD_CHARS) for _ in range(length))
+    return random_string(_PASSWORD_CHARS, length)
 
 
 def hostname_for(name: str, fallback: str) -> str:
@@ -169,13 +196,13 @@ class Servers:
 
     # -- create -------------------------------------------------------------------------------
 
-    def create(
-        self,
-        session: Session,
-        caller: AuthContext,
-        request: BootRequest,
-        request_id: str,
-    ) -> Booted:
+    def check(self, session: Session, caller: AuthContext, request: BootRequest) -> BootChecks:
+        """The create's checks that only read what rarely changes (limits, flavor, image,
+        key pair, zone, host).
+
+        Any unit of work will do: the compute API runs them in a read-only one before
+        the write transaction, so that SQLite's single writer holds its lock only for
+        what must be consistent with the writes (quota, addresses, server groups)."""
         project_id = caller.project_id
         if not project_id:
             raise errors.Forbidden("Creating a server needs a project-scoped token.")
@@ -204,14 +231,26 @@ class Servers:
         if request.availability_zone and request.availability_zone not in self.zones:
             raise errors.BadRequest("The requested availability zone is not available")
         node_id = self._node(session, request.host) if request.host else ""
+        return BootChecks(limits, flavor, extra_specs, key, node_id)
+
+    def create(
+        self,
+        session: Session,
+        caller: AuthContext,
+        request: BootRequest,
+        request_id: str,
+        checks: BootChecks | None = None,
+    ) -> Booted:
+        """The servers, with `checks` from `check` (made in this unit of work if None)."""
+        checks = checks or self.check(session, caller, request)
+        project_id = caller.project_id or ""
+        limits, flavor, key, node_id = checks.limits, checks.flavor, checks.key, checks.node_id
         group = (
             server_groups.group_for_hint(session, request.group_id, project_id)
             if request.group_id
             else None
         )
-        metadata_limit = limits["metadata_items"]
-        if 0 <= metadata_limit < len(request.metadata):
-            raise errors.Forbidden(f"Maximum number of metadata items exceeds {metadata_limit}")
+        quotas.check_metadata_items(limits["metadata_items"], len(request.metadata))
         if request.max_count > 1 and any(n.fixed_ip for n in request.networks or ()):
             raise errors.BadRequest(
                 "max_count cannot be greater than 1 if a fixed_ip is specified."
@@ -219,7 +258,7 @@ class Servers:
         count = self._count(session, project_id, flavor, request, limits)
         networks = self._networks(session, caller, request.networks)
         reservation_id = new_reservation_id()
-        snapshot = flavor_snapshot(flavor, extra_specs)
+        snapshot = flavor_snapshot(flavor, checks.extra_specs)
         created: list[Instance] = []
         for index in range(count):
             name = request.name if count == 1 else f"{request.name}-{index + 1}"
@@ -501,8 +540,7 @@ class Servers:
         limit = quotas.limits_for(session, instance.project_id)["metadata_items"]
         current = {} if replace else self.metadata(session, instance)
         result = {**current, **items}
-        if 0 <= limit < len(result):
-            raise errors.Forbidden(f"Maximum number of metadata items exceeds {limit}")
+        quotas.check_metadata_items(limit, len(result))
         if replace:
             session.execute(delete(ServerMetadata).where(ServerMetadata.instance_id == instance.id))
             session.add_all(
@@ -591,6 +629,12 @@ def check_image(
         raise errors.BadRequest(not_found)
     if image.status != "active":
         raise errors.BadRequest(f"Image {image_id} is not active.")
+    check_image_fits(image, ram_mb, disk_gb)
+
+
+def check_image_fits(image: Image, ram_mb: int, disk_gb: int) -> None:
+    """400 unless a flavor of this size can hold `image` (create, rebuild and resize;
+    a flavor with no disk size takes any)."""
     if image.min_ram > ram_mb:
         raise errors.BadRequest("Flavor's memory is too small for requested image.")
     if disk_gb and (image.min_disk > disk_gb or (image.size or 0) > disk_gb * 1024**3):

@@ -323,6 +323,9 @@ def resize_instance(
     """Ask the instance's node to apply `flavor`; what it adds is reserved now, in this
     transaction, or the resize is refused (403)."""
     states.check("resize", instance.vm_state, instance.task_state, instance.id)
+    if instance.new_flavor is not None:
+        # Its quota is still reserved and its event still due: one resize at a time.
+        raise errors.Conflict(f"Cannot 'resize' instance {instance.id}: a resize is pending")
     current = current_flavor(session, instance)
     quota.reserve(session, instance.project_id, excess(flavor, current), limits)
     instance.new_flavor = dict(flavor)

@@ -18,7 +18,6 @@ from sqlalchemy.orm import Session
 from ciaostack.core import quota
 from ciaostack.core.controller import states
 from ciaostack.core.controller.operations import (
-    SNAPSHOT_TASKS,
     counts_toward_quota,
     current_flavor,
     enqueue,
@@ -41,11 +40,9 @@ RETRYABLE = frozenset(
     }
 )
 NO_VALID_HOST = "No valid host was found. "
-# What the scheduler answers for a command whose instance is on no connected node.
-NO_NODE = "no_node"
 # Reasons for which a resize found no room: Nova's "no valid host" case.
 NO_ROOM = frozenset(
-    {NO_NODE, P.StartFailureReason.FULL_CN.value, P.StartFailureReason.NODE_MAINTENANCE.value}
+    {P.NO_NODE, P.StartFailureReason.FULL_CN.value, P.StartFailureReason.NODE_MAINTENANCE.value}
 )
 
 
@@ -125,13 +122,18 @@ def _settle(instance: Instance, stat: P.InstanceStat) -> None:
     """Move an instance to what its node reports, finishing the task in flight.
 
     A report never ends a task it cannot be the result of: a STATS sent before
-    a pause reached the node says "running", which ends no pausing.
+    a pause reached the node says "running", which ends no pausing; and the tasks
+    only their event ends (states.ENDED_BY_EVENT_ONLY) are left to it.
     """
     state, task = stat.state, instance.task_state
+    if state in _POWER:
+        instance.power_state = _POWER[state]
+    if state is P.InstanceState.RUNNING and instance.launched_at is None:
+        instance.launched_at = utcnow()
+    if task in states.ENDED_BY_EVENT_ONLY:
+        return
     settled = _SETTLED_AS.get((state, task))
     if state is P.InstanceState.RUNNING:
-        if instance.launched_at is None:
-            instance.launched_at = utcnow()
         if instance.vm_state in (states.BUILDING, states.STOPPED) or task in _ENDED_BY_RUNNING:
             settled = states.ACTIVE
     elif state in (P.InstanceState.STOPPED, P.InstanceState.EXITED) and (
@@ -141,8 +143,6 @@ def _settle(instance: Instance, stat: P.InstanceStat) -> None:
     if settled is not None:
         instance.vm_state = settled
         instance.task_state = None
-    if state in _POWER:
-        instance.power_state = _POWER[state]
 
 
 def stats(session: Session, report: P.Stats) -> list[str]:
@@ -258,20 +258,33 @@ def start_failed(session: Session, failure: P.StartFailure, max_attempts: int) -
     return False
 
 
+def _locked(session: Session, instance_uuid: str) -> Instance | None:
+    """The instance row, locked until this transaction ends and read afresh.
+
+    Every controller applies the same reports: on PostgreSQL (READ COMMITTED) two of
+    them could both see a task still in flight and both release its quota. The lock
+    makes the second wait for the first's commit and then see the task gone. (SQLite
+    serialises writers already: BEGIN IMMEDIATE.)"""
+    return session.get(Instance, instance_uuid, with_for_update=True, populate_existing=True)
+
+
 def instance_failure(session: Session, failure: P.InstanceFailure, command: str) -> None:
     """A command refused by a node (or by the scheduler, reason `no_node`): clear the
-    task with a fault, or finish a delete. A rebuild that failed on the node leaves
-    no workload behind, so the instance is in error."""
-    instance = session.get(Instance, failure.instance_uuid)
+    task it answers with a fault, or finish a delete. A rebuild that failed on the node
+    leaves no workload behind, so the instance is in error. A failure of another task
+    than the one in flight (late, or repeated) changes nothing."""
+    instance = _locked(session, failure.instance_uuid)
     if instance is None:
         return
     if command == "DELETE" or instance.deleted:
-        if instance.deleted and failure.reason == NO_NODE:
+        if instance.deleted and failure.reason == P.NO_NODE:
             instance.vm_state = states.DELETED
             instance.task_state = None
         return
+    if not states.failure_ends(command, instance.task_state):
+        return
     message = f"{command} failed: {failure.message or failure.reason}"
-    if command == "REBUILD" and failure.reason != NO_NODE:
+    if command == "REBUILD" and failure.reason != P.NO_NODE:
         set_error(session, instance, message)
         return
     instance.task_state = None
@@ -281,16 +294,17 @@ def instance_failure(session: Session, failure: P.InstanceFailure, command: str)
 # -- server actions' reports ----------------------------------------------------------------
 
 
-def _live(session: Session, instance_uuid: str, *tasks: str) -> Instance | None:
-    """The instance if it is still in one of `tasks` (reports may repeat or come late)."""
-    instance = session.get(Instance, instance_uuid)
+def _live(session: Session, instance_uuid: str, tasks: frozenset[str]) -> Instance | None:
+    """The instance, locked, if it is still in one of `tasks` (reports may repeat, come
+    late, or reach several controllers at once)."""
+    instance = _locked(session, instance_uuid)
     if instance is None or instance.deleted or instance.task_state not in tasks:
         return None
     return instance
 
 
 def instance_rebuilt(session: Session, event: P.InstanceEvent) -> None:
-    instance = _live(session, event.instance_uuid, states.REBUILDING)
+    instance = _live(session, event.instance_uuid, states.COMMAND_TASKS["REBUILD"])
     if instance is not None:
         instance.task_state = None
 
@@ -298,7 +312,7 @@ def instance_rebuilt(session: Session, event: P.InstanceEvent) -> None:
 def instance_resized(session: Session, event: P.InstanceEvent) -> None:
     """The node has the new flavor: the server waits for its owner's verdict, keeping
     the old flavor for a revert."""
-    instance = _live(session, event.instance_uuid, states.RESIZE_PREP)
+    instance = _live(session, event.instance_uuid, states.COMMAND_TASKS["RESIZE"])
     if instance is None or instance.new_flavor is None:
         return
     old = current_flavor(session, instance)
@@ -311,7 +325,7 @@ def instance_resized(session: Session, event: P.InstanceEvent) -> None:
 def resize_failed(session: Session, failure: P.InstanceFailure) -> None:
     """No room on the node (or it refused): back to the old flavor as it was, with the
     quota reserved for the new one freed and a fault for the instance action."""
-    instance = _live(session, failure.instance_uuid, states.RESIZE_PREP)
+    instance = _live(session, failure.instance_uuid, states.COMMAND_TASKS["RESIZE"])
     if instance is None or instance.new_flavor is None:
         return
     wanted, instance.new_flavor = instance.new_flavor, None
@@ -322,7 +336,7 @@ def resize_failed(session: Session, failure: P.InstanceFailure) -> None:
 
 
 def resize_reverted(session: Session, event: P.InstanceEvent) -> None:
-    instance = _live(session, event.instance_uuid, states.RESIZE_REVERTING)
+    instance = _live(session, event.instance_uuid, states.COMMAND_TASKS["REVERT_RESIZE"])
     if instance is None or instance.old_flavor is None:
         return
     resized = current_flavor(session, instance)
@@ -334,16 +348,19 @@ def resize_reverted(session: Session, event: P.InstanceEvent) -> None:
 
 
 def snapshot_uploaded(session: Session, event: P.SnapshotEvent) -> None:
-    instance = _live(session, event.instance_uuid, *SNAPSHOT_TASKS.values())
+    instance = _live(session, event.instance_uuid, states.COMMAND_TASKS["SNAPSHOT"])
     if instance is not None:
         instance.task_state = None
 
 
 def snapshot_failed(session: Session, failure: P.SnapshotFailure) -> None:
-    """As Nova: the image that will never get its data goes, the instance gets a fault."""
-    snapshots.discard_unfinished(session, failure.image_uuid)
-    instance = _live(session, failure.instance_uuid, *SNAPSHOT_TASKS.values())
-    if instance is not None:
+    """As Nova: the image that will never get its data goes (if it is this instance's
+    snapshot), the instance gets a fault."""
+    instance = _locked(session, failure.instance_uuid)
+    if instance is None:
+        return
+    snapshots.discard_unfinished(session, failure.image_uuid, instance.id, instance.project_id)
+    if not instance.deleted and instance.task_state in states.COMMAND_TASKS["SNAPSHOT"]:
         instance.task_state = None
         instance.fault = fault(f"SNAPSHOT failed: {failure.message or failure.reason}")
 

@@ -52,7 +52,8 @@ class Power:
 ALLOWED: dict[str, frozenset[str]] = {
     "stop": frozenset({ACTIVE, ERROR}),
     "start": frozenset({STOPPED}),
-    "reboot": frozenset({ACTIVE, STOPPED, ERROR}),
+    # a soft reboot only from ACTIVE (core/compute/servers.py): a guest must be running
+    "reboot": frozenset({ACTIVE, STOPPED, PAUSED, SUSPENDED, ERROR}),
     "delete": frozenset({BUILDING, ACTIVE, STOPPED, PAUSED, SUSPENDED, RESIZED, ERROR}),
     "pause": frozenset({ACTIVE}),
     "unpause": frozenset({PAUSED}),
@@ -67,6 +68,39 @@ ALLOWED: dict[str, frozenset[str]] = {
 }
 # actions allowed while another task is in flight
 INTERRUPTIBLE_BY = {"delete": None}
+
+# Tasks that only their own event or failure ends. A node's STATS says what runs, not
+# what was done: "stopped" during a rebuild, or "running" during a resize or snapshot,
+# ends nothing, or the event that follows (which moves flavors, quota and images)
+# would find no task and be ignored.
+ENDED_BY_EVENT_ONLY = frozenset(
+    {REBUILDING, RESIZE_PREP, RESIZE_REVERTING, IMAGE_SNAPSHOT_PENDING, IMAGE_BACKUP}
+)
+
+# A command -> the tasks it is in flight for: only its event or its failure (from the
+# node, or the scheduler's no_node) ends them. A failure arriving during another task
+# is late or stale (a PAUSE failure while an unpause is in flight): it ends nothing.
+COMMAND_TASKS: dict[str, frozenset[str]] = {
+    "STOP": frozenset({POWERING_OFF}),
+    "RESTART": frozenset({POWERING_ON, REBOOTING, REBOOTING_HARD}),
+    "PAUSE": frozenset({PAUSING}),
+    "UNPAUSE": frozenset({UNPAUSING}),
+    "SUSPEND": frozenset({SUSPENDING}),
+    "RESUME": frozenset({RESUMING}),
+    "REBUILD": frozenset({REBUILDING}),
+    "RESIZE": frozenset({RESIZE_PREP}),
+    "REVERT_RESIZE": frozenset({RESIZE_REVERTING}),
+    # A confirm sets no task: its failure only leaves a fault on an instance at rest.
+    "CONFIRM_RESIZE": frozenset(),
+    "SNAPSHOT": frozenset({IMAGE_SNAPSHOT_PENDING, IMAGE_BACKUP}),
+}
+
+
+def failure_ends(command: str, task_state: str | None) -> bool:
+    """Whether a failure of `command` answers the task in flight (`None`: no task, which
+    only a failure of a command that sets none answers)."""
+    tasks = COMMAND_TASKS[command]
+    return task_state in tasks if task_state is not None else not tasks
 
 
 def check(action: str, vm_state: str, task_state: str | None, instance_id: str = "") -> None:

@@ -38,7 +38,7 @@ from ciaostack.core import errors
 from ciaostack.core.db.models import Image, ImageMember, ImageProperty, ImageTag, utcnow
 from ciaostack.core.identity.keys import KeyRepository
 from ciaostack.core.images.model import MAX_PROPERTIES, Caller, ImageInfo, check_property_name
-from ciaostack.core.images.service import Change, Images
+from ciaostack.core.images.service import Authorize, Change, Images
 from ciaostack.core.images.transfer import ImageData
 
 LOG = logging.getLogger("ciaostack.images")
@@ -82,12 +82,14 @@ class Rotation:
 
 @dataclasses.dataclass(frozen=True)
 class Grant:
-    """What a verified grant allows: data for `image_id`, on behalf of this project/user,
-    and for a backup, the rotation that follows."""
+    """What a verified grant allows: data for `image_id`, a snapshot of `instance_id`, on
+    behalf of this project/user, and for a backup, the rotation that follows (of that
+    same instance)."""
 
     image_id: str
     project_id: str
     user_id: str
+    instance_id: str
     rotation: Rotation | None = None
 
 
@@ -121,6 +123,7 @@ class UploadGrants:
             "img": grant.image_id,
             "prj": grant.project_id,
             "usr": grant.user_id,
+            "ins": grant.instance_id,
             "exp": int((now or time.time()) + self.lifetime),
         }
         if grant.rotation is not None:
@@ -145,11 +148,19 @@ class UploadGrants:
             if "rot" in claims:
                 instance_id, backup_type, keep = claims["rot"]
                 rotation = Rotation(str(instance_id), str(backup_type), int(keep))
-            grant = Grant(str(claims["img"]), str(claims["prj"]), str(claims["usr"]), rotation)
+            grant = Grant(
+                str(claims["img"]),
+                str(claims["prj"]),
+                str(claims["usr"]),
+                str(claims["ins"]),
+                rotation,
+            )
             fresh = claims.get("pur") == _PURPOSE and float(claims["exp"]) > (now or time.time())
         except (ValueError, KeyError, TypeError, binascii.Error) as exc:
             raise refused from exc
         if not fresh or grant.image_id != image_id:
+            raise refused
+        if rotation is not None and rotation.instance_id != grant.instance_id:
             raise refused
         return grant
 
@@ -231,19 +242,42 @@ def create_record(
     return row
 
 
-def discard_unfinished(session: Session, image_id: str) -> None:
-    """Delete a snapshot image that never got its data (a failed snapshot, as Nova
-    does); an image with data is left alone."""
+def discard_unfinished(session: Session, image_id: str, instance_id: str, project_id: str) -> None:
+    """Delete the snapshot image of `instance_id` (owned by `project_id`) that a failed
+    snapshot will never fill, as Nova does. A node names the image in its failure, so
+    only a queued image with no data that is that instance's snapshot goes: any other
+    image is left alone."""
     row = session.get(Image, image_id, with_for_update=True)
-    if row is None or row.location is not None:
+    if row is None or row.status != "queued" or row.location is not None:
+        return
+    instance_uuid = session.scalar(
+        select(ImageProperty.value).where(
+            ImageProperty.image_id == image_id, ImageProperty.name == "instance_uuid"
+        )
+    )
+    if row.owner != project_id or instance_uuid != instance_id:
+        LOG.warning(
+            "snapshot failure names image=%s, not a snapshot of instance=%s: kept",
+            image_id,
+            instance_id,
+        )
         return
     for model in (ImageProperty, ImageTag, ImageMember):
         session.execute(delete(model).where(model.image_id == image_id))
     session.delete(row)
 
 
-def _granted(rule: str, image: ImageInfo) -> None:
-    """The grant was the authorization: no policy rule applies to a node's upload."""
+def _granted(grant: Grant, status: str | None = "queued") -> Authorize:
+    """The grant is the authorization (no policy rule applies to a node's upload), for
+    the granted instance's own images only, and (`status`) in that status."""
+
+    def authorize(rule: str, image: ImageInfo) -> None:
+        own = image.owner == grant.project_id
+        of_instance = image.properties.get("instance_uuid") == grant.instance_id
+        if not (own and of_instance) or (status is not None and image.status != status):
+            raise errors.Unauthorized("The upload grant is not valid for this image.")
+
+    return authorize
 
 
 def receive(
@@ -265,23 +299,26 @@ def receive(
         Change("replace", "disk_format", disk_format),
         Change("replace", "container_format", container_format),
     ]
-    images.update(caller, image_id, changes, _granted)
-    data.upload(caller, image_id, chunks, declared_size, _granted)
+    images.update(caller, image_id, changes, _granted(grant))
+    data.upload(caller, image_id, chunks, declared_size, _granted(grant))
     if grant.rotation is not None:
-        rotate(images, caller, grant.rotation)
+        rotate(images, caller, grant)
 
 
-def rotate(images: Images, caller: Caller, rotation: Rotation) -> list[str]:
-    """Delete the caller's project's backups of the rotation's server and type beyond
-    the newest `keep` (all of them when `keep` is 0, as Nova). A backup that cannot
-    be deleted (protected, already gone) is skipped, as Nova skips it. Returns the
-    ids deleted."""
+def rotate(images: Images, caller: Caller, grant: Grant) -> list[str]:
+    """Delete the grant's project's backups of the grant's server and the rotation's type
+    beyond the newest `keep` (all of them when `keep` is 0, as Nova). A backup that
+    cannot be deleted (protected, already gone, not that server's) is skipped, as Nova
+    skips it. Returns the ids deleted."""
+    rotation = grant.rotation
+    if rotation is None or rotation.instance_id != grant.instance_id:
+        return []
     wanted = {
         "image_type": "backup",
         "backup_type": rotation.backup_type,
         "instance_uuid": rotation.instance_id,
     }
-    stmt = select(Image.id).where(Image.owner == caller.project_id)
+    stmt = select(Image.id).where(Image.owner == grant.project_id)
     for name, value in wanted.items():
         stmt = stmt.where(
             exists().where(
@@ -297,7 +334,7 @@ def rotate(images: Images, caller: Caller, rotation: Rotation) -> list[str]:
     deleted: list[str] = []
     for image_id in newest_first[rotation.keep :]:
         try:
-            images.delete(caller, image_id, _granted)
+            images.delete(caller, image_id, _granted(grant, status=None))
         except errors.CoreError as exc:
             LOG.info("backup rotation: image=%s not deleted: %s", image_id, exc.message)
             continue

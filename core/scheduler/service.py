@@ -31,7 +31,7 @@ from ciaostack.core.ssntp.transport import Connection, Server
 LOG = logging.getLogger("ciaostack.scheduler")
 
 AGENT_ROLES = Role.AGENT | Role.NETAGENT
-NO_NODE = "no_node"
+
 _NO_NODE_MESSAGE = "no connected node holds this instance"
 # Commands for the node holding an instance, and the error that says it cannot be reached.
 _INSTANCE_FAILURES = {
@@ -65,18 +65,33 @@ class Scheduler:
         self.uuid = node_uuid or uuid.uuid4()
         self.table = NodeTable()
         self.server: Server | None = None
+        # The server's peers by role, kept on connect and disconnect: every agent frame
+        # goes to the controllers, and scanning all (1,000s of) peers for them each
+        # time cost more than forwarding.
+        self._controllers: dict[uuid.UUID, Connection] = {}
+        self._agents: dict[uuid.UUID, Connection] = {}
 
     def attach(self, server: Server) -> None:
         self.server = server
 
     # -- peers ----------------------------------------------------------------------------
 
-    def _peers(self, role: Role) -> list[Connection]:
-        assert self.server is not None
-        return [c for c in self.server.peers.values() if c.peer_role & role]
+    def _track(self, conn: Connection) -> None:
+        """Record a new session (a peer that reconnects replaces its old one)."""
+        for peers in (self._controllers, self._agents):
+            peers.pop(conn.peer_uuid, None)
+        if conn.peer_role & Role.CONTROLLER:
+            self._controllers[conn.peer_uuid] = conn
+        if conn.peer_role & AGENT_ROLES:
+            self._agents[conn.peer_uuid] = conn
+
+    def _untrack(self, conn: Connection) -> None:
+        for peers in (self._controllers, self._agents):
+            if peers.get(conn.peer_uuid) is conn:
+                del peers[conn.peer_uuid]
 
     async def _to_controllers(self, frame: Frame) -> None:
-        for conn in self._peers(Role.CONTROLLER):
+        for conn in list(self._controllers.values()):
             try:
                 await conn.send(frame)
             except (ConnectionError, OSError):
@@ -99,6 +114,7 @@ class Scheduler:
         return True
 
     async def on_connect(self, conn: Connection) -> None:
+        self._track(conn)
         if conn.peer_role & AGENT_ROLES:
             node = self.table.connect(str(conn.peer_uuid), conn.hostname)
             if conn.peer_role & Role.NETAGENT:
@@ -109,6 +125,7 @@ class Scheduler:
                 await conn.send(self._node_event(Event.NODE_CONNECTED, node.uuid))
 
     async def on_disconnect(self, conn: Connection) -> None:
+        self._untrack(conn)
         if conn.peer_role & AGENT_ROLES:
             self.table.remove(str(conn.peer_uuid))
             await self._to_controllers(
@@ -158,7 +175,7 @@ class Scheduler:
                 return
             if not node or not await self._to_node(node, frame):
                 await conn.send_error(
-                    _INSTANCE_FAILURES[op], _failure(message, NO_NODE, _NO_NODE_MESSAGE)
+                    _INSTANCE_FAILURES[op], _failure(message, P.NO_NODE, _NO_NODE_MESSAGE)
                 )
         elif op in _VOLUME_FAILURES:
             node = message.workload_agent_uuid or self.table.instance_node.get(
@@ -170,7 +187,7 @@ class Scheduler:
                     P.VolumeFailure(
                         instance_uuid=message.instance_uuid,
                         volume_uuid=message.volume_uuid,
-                        reason=NO_NODE,
+                        reason=P.NO_NODE,
                         message=_NO_NODE_MESSAGE,
                     ),
                 )
@@ -178,7 +195,7 @@ class Scheduler:
             if not await self._to_node(message.workload_agent_uuid, frame):
                 await self._refuse(conn, frame, f"node {message.workload_agent_uuid} unknown")
         elif op == Command.CONFIGURE:
-            for peer in self._peers(AGENT_ROLES):
+            for peer in list(self._agents.values()):
                 await peer.send(frame)
         else:
             await self._refuse(conn, frame, f"{frame.name} is not for the scheduler")

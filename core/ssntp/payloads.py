@@ -179,6 +179,13 @@ class Resize:
     workload_agent_uuid: str = ""
 
 
+# The reason the scheduler gives for a command whose instance is on no connected node.
+NO_NODE = "no_node"
+# Reasons of a node's console-output failure that mean it has no console to read
+# (the API's 404), as opposed to a node that is gone or silent.
+NO_INSTANCE = "no_instance"
+CONSOLE_FAILURE = "console_failure"
+
 # How a node presents a SNAPSHOT's upload: the grant and the formats it produced ride in
 # these headers of an HTTP PUT of the disk to `upload_url` (see docs/ssntp.md).
 UPLOAD_GRANT_HEADER = "X-Upload-Grant"
@@ -194,7 +201,8 @@ class Snapshot:
     instance_uuid: str
     image_uuid: str
     upload_url: str
-    upload_grant: str
+    # A credential: kept out of reprs, so out of any log line that shows the payload.
+    upload_grant: str = dataclasses.field(repr=False)
     workload_agent_uuid: str = ""
 
 

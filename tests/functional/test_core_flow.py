@@ -49,10 +49,14 @@ class ScriptedAgent:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.client: Client | None = None
+        self.announced = threading.Event()
 
     def start(self) -> ScriptedAgent:
+        """Returns once the agent has sent its READY: a START created after this finds
+        the node at the scheduler (not "no node" three times and ERROR)."""
         self.thread.start()
         asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
+        assert self.announced.wait(10), "the agent never connected"
         return self
 
     async def _start(self) -> None:
@@ -109,6 +113,7 @@ class ScriptedAgent:
 
     async def on_connected(self, conn: Any) -> None:
         await conn.send(P.frame(F.Type.STATUS, F.Status.READY, self.ready()))
+        self.announced.set()
 
     async def handle(self, conn: Any, frame: F.Frame, message: Any) -> None:
         self.received.append(frame.name)

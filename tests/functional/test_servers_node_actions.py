@@ -611,3 +611,79 @@ def test_console_output_when_the_node_is_silent(world: World) -> None:
         return client.action(server_id, {"os-getConsoleOutput": {}}).status_code == 200
 
     wait_until(answered, timeout=30, what="the console to answer again")
+
+
+def test_hard_reboot_of_a_paused_or_suspended_server(world: World) -> None:
+    """As Nova: only a hard reboot takes a paused or suspended server back to ACTIVE."""
+    client = world.member()
+    server_id = world.boot(client)
+    for action, status in (("pause", "PAUSED"), ("suspend", "SUSPENDED")):
+        assert client.action(server_id, {action: None}).status_code == 202
+        client.wait(server_id, status)
+        soft = client.action(server_id, {"reboot": {"type": "SOFT"}})
+        assert f"vm_state {status.lower()}" in conflict(soft)
+        assert client.action(server_id, {"reboot": {"type": "HARD"}}).status_code == 202
+        assert client.wait(server_id, "ACTIVE")["OS-EXT-STS:power_state"] == 1
+
+
+def test_resize_to_a_disk_smaller_than_the_images_minimum(world: World) -> None:
+    client = world.member()
+    image = upload_image(world.cloud, client.token, min_disk=30)
+    server_id = world.boot(client, imageRef=image["id"], flavorRef=MEDIUM)
+    small = client.action(server_id, {"resize": {"flavorRef": "2"}})  # m1.small: 20 GB
+    assert bad_request(small) == "Flavor's disk is too small for requested image."
+    assert client.show(server_id)["status"] == "ACTIVE"
+
+
+def test_snapshot_upload_grant_is_for_its_own_instances_queued_image(world: World) -> None:
+    """A grant is good only for a queued image of its project that is a snapshot of its
+    instance; its backup rotation only deletes backups of that instance and project."""
+    from ciaostack.core.images.snapshots import Grant, Rotation, UploadGrants
+
+    grants = UploadGrants(world.cloud.home / "keys")
+    client, stranger = world.member(), world.member()
+    server = str(uuid.uuid4())
+
+    def queued(owner: ComputeClient, **props: str) -> str:
+        body = {"name": "snap", **props}
+        resp = world.cloud.request("POST", "/image/v2/images", owner.token, json=body)
+        assert resp.status_code == 201, resp.text
+        return resp.json()["id"]
+
+    def put(image_id: str, grant: Grant) -> int:
+        headers = {
+            "Content-Type": "application/octet-stream",
+            "X-Image-Disk-Format": "raw",
+            "X-Upload-Grant": grants.issue(grant),
+        }
+        path = f"/image/internal/snapshots/{image_id}"
+        return world.cloud.request("PUT", path, headers=headers, data=b"disk").status_code
+
+    def status(image_id: str) -> str:
+        resp = world.cloud.request("GET", f"/image/v2/images/{image_id}", client.token)
+        return resp.json()["status"] if resp.status_code == 200 else str(resp.status_code)
+
+    project, user = client.project_id, "u"
+    not_a_snapshot = queued(client)
+    assert put(not_a_snapshot, Grant(not_a_snapshot, project, user, server)) == 401
+    other_server = queued(client, instance_uuid=str(uuid.uuid4()))
+    assert put(other_server, Grant(other_server, project, user, server)) == 401
+    theirs = queued(stranger, instance_uuid=server)
+    # Another project's private image is not even found for the grant's project.
+    assert put(theirs, Grant(theirs, project, user, server)) == 404
+    assert put(theirs, Grant(theirs, stranger.project_id, user, str(uuid.uuid4()))) == 401
+    for image_id in (not_a_snapshot, other_server):
+        assert status(image_id) == "queued"
+    # The right grant stores the data once; the image is no longer queued after.
+    backup = {"image_type": "backup", "backup_type": "daily", "instance_uuid": server}
+    older = queued(client, **backup)
+    their_backup = queued(stranger, **backup)
+    new = queued(client, **backup)
+    rotation = Rotation(server, "daily", 1)
+    assert put(new, Grant(new, project, user, server, rotation)) == 204
+    assert status(new) == "active"
+    assert put(new, Grant(new, project, user, server)) == 401
+    # The rotation kept the new backup and deleted the older one, not the stranger's.
+    assert status(older) == "404"
+    theirs_now = world.cloud.request("GET", f"/image/v2/images/{their_backup}", stranger.token)
+    assert theirs_now.status_code == 200

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import http.server
+import ssl
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -128,7 +129,7 @@ def test_snapshot_uploads_the_disk_and_cleans_up(
 ) -> None:
     sent: list[tuple[str, str, bytes, str]] = []
 
-    def put_file(url: str, grant: str, path: Path, disk_format: str) -> None:
+    def put_file(url: str, grant: str, path: Path, disk_format: str, **_: Any) -> None:
         sent.append((url, grant, path.read_bytes(), disk_format))
         if "refuse" in url:
             raise upload.UploadError("the image API answered 401")
@@ -229,3 +230,40 @@ def test_put_file_streams_with_the_grant_in_a_header(
     assert "401" in str(refused.value) and "secret-grant" not in str(refused.value)
     with pytest.raises(upload.UploadError):
         upload.put_file("ftp://example/x", "g", disk, "raw")
+
+
+def test_put_file_over_https_trusts_the_clouds_ca_only(tmp_path: Path) -> None:
+    """The grant goes only to a host whose certificate the launcher's CA signed."""
+    from ciaostack.core.ssntp.certs import create_ca, issue
+    from ciaostack.core.ssntp.frames import Role
+
+    ca_pem, ca_key = create_ca(tmp_path / "ca")
+    other_pem, _ = create_ca(tmp_path / "other", name="another CA")
+    server_pem = issue(tmp_path / "ca", ca_pem, ca_key, Role.SERVER, "api", ["127.0.0.1"])
+    _Receiver.received = []
+    _Receiver.status = 204
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(server_pem)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    disk = tmp_path / "disk.img"
+    disk.write_bytes(b"snapshot")
+    url = f"https://127.0.0.1:{server.server_address[1]}/up"
+    try:
+        with pytest.raises(upload.UploadError):
+            upload.put_file(url, "secret-grant", disk, "raw", cafile=other_pem)
+        assert _Receiver.received == []
+        upload.put_file(url, "secret-grant", disk, "raw", cafile=ca_pem)
+        [(_, headers, body)] = _Receiver.received
+        assert headers[P.UPLOAD_GRANT_HEADER] == "secret-grant" and body == b"snapshot"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_upload_grant_stays_out_of_reprs() -> None:
+    snapshot = P.Snapshot("inst", "img", "https://api/up", "secret-grant")
+    assert "secret-grant" not in repr(snapshot)
+    assert P.to_dict(snapshot)["upload_grant"] == "secret-grant"

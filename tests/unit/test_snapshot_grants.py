@@ -11,7 +11,7 @@ from ciaostack.core import errors
 from ciaostack.core.identity.keys import KeyRepository
 from ciaostack.core.images.snapshots import Grant, Rotation, UploadGrants
 
-GRANT = Grant(image_id="img-1", project_id="p1", user_id="u1")
+GRANT = Grant(image_id="img-1", project_id="p1", user_id="u1", instance_id="server-1")
 
 
 @pytest.fixture
@@ -28,9 +28,15 @@ def test_a_grant_is_good_for_its_image_only(grants: UploadGrants) -> None:
 
 
 def test_a_backup_grant_carries_its_rotation(grants: UploadGrants) -> None:
-    backup = Grant("img-1", "p1", "u1", Rotation("server-1", "daily", 0))
+    backup = Grant("img-1", "p1", "u1", "server-1", Rotation("server-1", "daily", 0))
     assert grants.verify(grants.issue(backup), "img-1") == backup
     assert grants.verify(grants.issue(GRANT), "img-1").rotation is None
+
+
+def test_a_rotation_of_another_server_is_refused(grants: UploadGrants) -> None:
+    other = Grant("img-1", "p1", "u1", "server-1", Rotation("server-2", "daily", 0))
+    with pytest.raises(errors.Unauthorized):
+        grants.verify(grants.issue(other), "img-1")
 
 
 def test_expired_or_tampered_grants_are_refused(grants: UploadGrants) -> None:
@@ -38,7 +44,7 @@ def test_expired_or_tampered_grants_are_refused(grants: UploadGrants) -> None:
     with pytest.raises(errors.Unauthorized):
         grants.verify(token, "img-1")
     payload, signature = grants.issue(GRANT).split(".")
-    other_payload = grants.issue(Grant("img-2", "p1", "u1")).split(".")[0]
+    other_payload = grants.issue(Grant("img-2", "p1", "u1", "server-1")).split(".")[0]
     for bad in (
         f"{other_payload}.{signature}",
         f"{payload}.{signature[:-2]}AA",

@@ -1,0 +1,224 @@
+"""Launcher reports applied to a real datastore (SQLite, or PostgreSQL with --db postgresql)
+the way several controllers apply them: each report may arrive twice, late, or at
+two controllers at once, and must change the instance (and its quota) once.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from ciaostack.core import errors
+from ciaostack.core.controller import operations, reports, states
+from ciaostack.core.db import migrate
+from ciaostack.core.db.models import Image, ImageProperty, Instance, QuotaUsage
+from ciaostack.core.db.session import Database
+from ciaostack.core.ssntp import payloads as P
+
+SMALL = {"id": "1", "name": "small", "ram": 512, "vcpus": 1, "disk": 1}
+LARGE = {"id": "2", "name": "large", "ram": 2048, "vcpus": 4, "disk": 1}
+
+
+@pytest.fixture(scope="module")
+def db(database_url_factory: Callable[[], str]) -> Iterator[Database]:
+    url = database_url_factory()
+    migrate.upgrade(url)
+    database = Database(url)
+    yield database
+    database.dispose()
+
+
+def _instance(db: Database, **fields: Any) -> Instance:
+    """An instance of a project of its own, holding `SMALL` (and what `fields` add) in
+    quota."""
+    values: dict[str, Any] = {
+        "id": str(uuid.uuid4()),
+        "project_id": uuid.uuid4().hex,
+        "user_id": "u",
+        "mem_mb": SMALL["ram"],
+        "vcpus": SMALL["vcpus"],
+        "disk_gb": SMALL["disk"],
+        "vm_state": states.ACTIVE,
+        "power_state": states.Power.RUNNING,
+        "node_uuid": str(uuid.uuid4()),
+        **fields,
+    }
+    instance = Instance(**values)
+    held = {"instances": 1, "cores": instance.vcpus, "ram": instance.mem_mb}
+    if instance.new_flavor:
+        held |= {"cores": LARGE["vcpus"], "ram": LARGE["ram"]}
+    with db.session() as session:
+        session.add(instance)
+        session.add_all(
+            QuotaUsage(project_id=instance.project_id, resource=r, in_use=n)
+            for r, n in held.items()
+        )
+    return instance
+
+
+def _usage(db: Database, project_id: str) -> dict[str, int]:
+    with db.session(readonly=True) as session:
+        rows = session.scalars(select(QuotaUsage).where(QuotaUsage.project_id == project_id))
+        return {row.resource: row.in_use for row in rows}
+
+
+def _state(db: Database, instance_id: str) -> tuple[str, str | None]:
+    with db.session(readonly=True) as session:
+        instance = session.get(Instance, instance_id)
+        assert instance is not None
+        return instance.vm_state, instance.task_state
+
+
+def _apply(db: Database, work: Callable[..., None], *args: Any) -> None:
+    with db.session() as session:
+        work(session, *args)
+
+
+def test_a_resize_failure_twice_releases_its_quota_once(db: Database) -> None:
+    instance = _instance(db, task_state=states.RESIZE_PREP, new_flavor=LARGE)
+    failure = P.InstanceFailure(instance.id, P.StartFailureReason.FULL_CN.value, "full")
+    for _ in range(2):
+        _apply(db, reports.resize_failed, failure)
+    assert _usage(db, instance.project_id) == {"instances": 1, "cores": 1, "ram": 512}
+    assert _state(db, instance.id) == (states.ACTIVE, None)
+
+
+def test_a_rebuild_failure_twice_releases_the_quota_once(db: Database) -> None:
+    instance = _instance(db, task_state=states.REBUILDING)
+    failure = P.InstanceFailure(instance.id, "rebuild_failure", "disk gone")
+    for _ in range(2):
+        _apply(db, reports.instance_failure, failure, "REBUILD")
+    assert _usage(db, instance.project_id) == {"instances": 0, "cores": 0, "ram": 0}
+    assert _state(db, instance.id) == (states.ERROR, None)
+
+
+def test_two_controllers_applying_one_resize_failure_at_once(db: Database) -> None:
+    """The second controller's transaction waits for the first's lock on the instance,
+    then finds the task gone; without the lock (PostgreSQL, READ COMMITTED) both saw
+    the resize in flight and both released its quota."""
+    instance = _instance(db, task_state=states.RESIZE_PREP, new_flavor=LARGE)
+    failure = P.InstanceFailure(instance.id, P.StartFailureReason.FULL_CN.value, "full")
+    first_applied = threading.Event()
+    errors: list[BaseException] = []
+
+    def first() -> None:
+        try:
+            with db.session() as session:
+                reports.resize_failed(session, failure)
+                session.flush()
+                first_applied.set()
+                time.sleep(0.5)  # the second controller reads meanwhile
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+            first_applied.set()
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert first_applied.wait(10)
+    _apply(db, reports.resize_failed, failure)
+    thread.join()
+    assert not errors
+    assert _usage(db, instance.project_id) == {"instances": 1, "cores": 1, "ram": 512}
+
+
+@pytest.mark.parametrize(
+    "task",
+    [
+        states.REBUILDING,
+        states.RESIZE_PREP,
+        states.RESIZE_REVERTING,
+        states.IMAGE_SNAPSHOT_PENDING,
+        states.IMAGE_BACKUP,
+    ],
+)
+def test_stats_never_end_a_task_only_its_event_ends(db: Database, task: str) -> None:
+    extra: dict[str, Any] = {"new_flavor": LARGE} if task == states.RESIZE_PREP else {}
+    if task == states.RESIZE_REVERTING:
+        extra = {"old_flavor": SMALL, "vm_state": states.RESIZED}
+    instance = _instance(db, task_state=task, **extra)
+    vm_state = _state(db, instance.id)[0]
+    node = str(instance.node_uuid)
+    for state in (P.InstanceState.STOPPED, P.InstanceState.RUNNING, P.InstanceState.EXITED):
+        stats = P.Stats(
+            node,
+            P.NodeStatus.READY,
+            4096,
+            4096,
+            10000,
+            10000,
+            4,
+            4,
+            instances=[P.InstanceStat(instance_uuid=instance.id, state=state)],
+        )
+        _apply(db, reports.stats, stats)
+        _apply(db, reports.instance_stopped, P.InstanceEvent(instance.id))
+        assert _state(db, instance.id) == (vm_state, task)
+    if task == states.RESIZE_PREP:
+        # ... so the event still finds the resize, and the instance waits for a verdict.
+        _apply(db, reports.instance_resized, P.InstanceEvent(instance.id))
+        assert _state(db, instance.id) == (states.RESIZED, None)
+
+
+def test_a_failure_ends_only_the_task_of_its_command(db: Database) -> None:
+    instance = _instance(db, task_state=states.UNPAUSING, vm_state=states.PAUSED)
+    late = P.InstanceFailure(instance.id, "pause_failure", "too late")
+    _apply(db, reports.instance_failure, late, "PAUSE")
+    assert _state(db, instance.id) == (states.PAUSED, states.UNPAUSING)
+    stale = P.InstanceFailure(instance.id, "rebuild_failure", "an old rebuild")
+    _apply(db, reports.instance_failure, stale, "REBUILD")
+    assert _state(db, instance.id) == (states.PAUSED, states.UNPAUSING)
+    assert _usage(db, instance.project_id)["instances"] == 1
+    current = P.InstanceFailure(instance.id, "unpause_failure", "no")
+    _apply(db, reports.instance_failure, current, "UNPAUSE")
+    assert _state(db, instance.id) == (states.PAUSED, None)
+    with db.session(readonly=True) as session:
+        fault = session.get(Instance, instance.id).fault  # type: ignore[union-attr]
+    assert fault is not None and "UNPAUSE failed" in fault["message"]
+
+
+def _image(db: Database, owner: str, status: str = "queued", **props: str) -> str:
+    image_id = str(uuid.uuid4())
+    with db.session() as session:
+        session.add(Image(id=image_id, owner=owner, status=status, visibility="private"))
+        session.flush()
+        session.add_all(ImageProperty(image_id=image_id, name=k, value=v) for k, v in props.items())
+    return image_id
+
+
+def _exists(db: Database, image_id: str) -> bool:
+    with db.session(readonly=True) as session:
+        return session.get(Image, image_id) is not None
+
+
+def test_a_snapshot_failure_discards_only_that_instances_unfinished_image(db: Database) -> None:
+    instance = _instance(db, task_state=states.IMAGE_SNAPSHOT_PENDING)
+    project = instance.project_id
+    others = [
+        _image(db, "another-project", instance_uuid=instance.id),
+        _image(db, project, instance_uuid=str(uuid.uuid4())),
+        _image(db, project),
+        _image(db, project, status="active", instance_uuid=instance.id),
+    ]
+    for image_id in others:
+        failure = P.SnapshotFailure(instance.id, image_id, "upload_failure", "")
+        _apply(db, reports.snapshot_failed, failure)
+        assert _exists(db, image_id)
+    own = _image(db, project, instance_uuid=instance.id)
+    _apply(db, reports.snapshot_failed, P.SnapshotFailure(instance.id, own, "upload_failure"))
+    assert not _exists(db, own)
+
+
+def test_no_second_resize_while_one_is_pending(db: Database) -> None:
+    """Even with its task gone (a report that ended it), a resize whose flavor is still
+    pending holds its quota and waits for its event: another is refused."""
+    instance = _instance(db, new_flavor=LARGE)
+    with db.session() as session, pytest.raises(errors.Conflict):
+        row = session.get(Instance, instance.id)
+        assert row is not None
+        operations.resize_instance(session, row, LARGE, {})
