@@ -122,6 +122,7 @@ async def _serve_controller(conf: Config) -> None:
         max_attempts=conf.get("controller", "start_attempts"),
         build_timeout=conf.get("controller", "build_timeout"),
         resend_after=conf.get("controller", "resend_after"),
+        task_timeout=conf.get("controller", "task_timeout"),
         poll_interval=conf.get("controller", "poll_interval"),
     )
     runner = asyncio.create_task(controller.run())

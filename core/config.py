@@ -82,6 +82,13 @@ SETTINGS: tuple[Setting, ...] = (
         15.0,
         "seconds without news before a START or DELETE is sent again",
     ),
+    Setting(
+        "controller",
+        "task_timeout",
+        1800,
+        "seconds a server action (stop, pause, rebuild, resize, snapshot...) may wait "
+        "for its node's answer before it fails with a fault",
+    ),
     Setting("keystone_authtoken", "user_domain_name", "Default", "external mode"),
     Setting("keystone_authtoken", "project_domain_name", "Default", "external mode"),
     Setting("keystone_authtoken", "cafile", "", "external mode: CA bundle for Keystone's TLS"),

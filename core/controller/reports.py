@@ -10,9 +10,11 @@ they must survive a controller crash.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+import logging
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from ciaostack.core import quota
@@ -25,9 +27,11 @@ from ciaostack.core.controller.operations import (
     quota_deltas,
     set_flavor,
 )
-from ciaostack.core.db.models import ComputeNode, ConsoleReply, Instance, utcnow
+from ciaostack.core.db.models import ComputeNode, ConsoleReply, Instance, InstanceAction, utcnow
 from ciaostack.core.images import snapshots
 from ciaostack.core.ssntp import payloads as P
+
+LOG = logging.getLogger("ciaostack.controller")
 
 # Reasons where another node may well succeed.
 RETRYABLE = frozenset(
@@ -363,6 +367,47 @@ def snapshot_failed(session: Session, failure: P.SnapshotFailure) -> None:
     if not instance.deleted and instance.task_state in states.COMMAND_TASKS["SNAPSHOT"]:
         instance.task_state = None
         instance.fault = fault(f"SNAPSHOT failed: {failure.message or failure.reason}")
+
+
+# The command each task waits on, for a task whose answer never comes.
+_TASK_COMMAND = {task: command for command, tasks in states.COMMAND_TASKS.items() for task in tasks}
+TIMED_OUT = "timeout"
+
+
+def expire_tasks(session: Session, started_before: dt.datetime) -> None:
+    """Fail the tasks whose action started before `started_before` and that no node
+    answered (the node died mid-task, or the command or its answer was lost), through
+    the same path as the node's own failure: quota, flavors and snapshot images end as
+    they would then, and a late answer finds no task and changes nothing. The clock is
+    the action's start: STATS move `updated_at` all the time."""
+    waiting = session.execute(
+        select(Instance.id, Instance.task_state).where(
+            Instance.deleted.is_(False), Instance.task_state.in_(list(_TASK_COMMAND))
+        )
+    ).all()
+    for instance_id, task in waiting:
+        started = session.scalar(
+            select(func.max(InstanceAction.start_time)).where(
+                InstanceAction.instance_id == instance_id
+            )
+        )
+        if started is None or started >= started_before:
+            continue
+        command = _TASK_COMMAND[task]
+        message = "the node did not answer in time"
+        LOG.warning("instance=%s task=%s timed out", instance_id, task)
+        failure = P.InstanceFailure(instance_uuid=instance_id, reason=TIMED_OUT, message=message)
+        if command == "RESIZE":
+            resize_failed(session, failure)
+        elif command == "SNAPSHOT":
+            instance = session.get(Instance, instance_id)
+            images = snapshots.unfinished(session, instance_id, instance.project_id) or [""]
+            for image_id in images:
+                snapshot_failed(
+                    session, P.SnapshotFailure(instance_id, image_id, TIMED_OUT, message)
+                )
+        else:
+            instance_failure(session, failure, command)
 
 
 def console_reply(session: Session, request_id: str, instance_id: str, **reply: str) -> None:

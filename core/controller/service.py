@@ -127,6 +127,7 @@ class Controller:
         max_attempts: int = 3,
         build_timeout: float = 300,
         resend_after: float = 15,
+        task_timeout: float = 1800,
         poll_interval: float = 0.2,
         reconcile_interval: float = 2.0,
     ) -> None:
@@ -135,6 +136,7 @@ class Controller:
         self.max_attempts = max_attempts
         self.build_timeout = dt.timedelta(seconds=build_timeout)
         self.resend_after = dt.timedelta(seconds=resend_after)
+        self.task_timeout = dt.timedelta(seconds=task_timeout)
         self.poll_interval = poll_interval
         self.reconcile_interval = reconcile_interval
         self.client: Client = client_factory(self.handle, self.on_connected)

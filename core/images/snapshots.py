@@ -242,6 +242,22 @@ def create_record(
     return row
 
 
+def unfinished(session: Session, instance_id: str, project_id: str) -> list[str]:
+    """The ids of `instance_id`'s snapshot images still waiting for their data."""
+    return list(
+        session.scalars(
+            select(Image.id)
+            .join(ImageProperty, ImageProperty.image_id == Image.id)
+            .where(
+                Image.owner == project_id,
+                Image.status == "queued",
+                ImageProperty.name == "instance_uuid",
+                ImageProperty.value == instance_id,
+            )
+        )
+    )
+
+
 def discard_unfinished(session: Session, image_id: str, instance_id: str, project_id: str) -> None:
     """Delete the snapshot image of `instance_id` (owned by `project_id`) that a failed
     snapshot will never fill, as Nova does. A node names the image in its failure, so

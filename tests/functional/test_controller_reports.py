@@ -5,6 +5,7 @@ two controllers at once, and must change the instance (and its quota) once.
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 import uuid
@@ -17,7 +18,7 @@ from sqlalchemy import select
 from ciaostack.core import errors
 from ciaostack.core.controller import operations, reports, states
 from ciaostack.core.db import migrate
-from ciaostack.core.db.models import Image, ImageProperty, Instance, QuotaUsage
+from ciaostack.core.db.models import Image, ImageProperty, Instance, InstanceAction, QuotaUsage
 from ciaostack.core.db.session import Database
 from ciaostack.core.ssntp import payloads as P
 
@@ -222,3 +223,46 @@ def test_no_second_resize_while_one_is_pending(db: Database) -> None:
         row = session.get(Instance, instance.id)
         assert row is not None
         operations.resize_instance(session, row, LARGE, {})
+
+
+def _action(db: Database, instance: Instance, age_s: float) -> None:
+    started = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(seconds=age_s)
+    with db.session() as session:
+        session.add(
+            InstanceAction(
+                instance_id=instance.id,
+                action="x",
+                request_id="req-x",
+                project_id=instance.project_id,
+                user_id="u",
+                start_time=started,
+                updated_at=started,
+            )
+        )
+
+
+def test_tasks_no_node_answered_fail_after_the_deadline(db: Database) -> None:
+    """A node that dies mid-task leaves nothing stuck: past the deadline each task fails
+    as its node's failure would have failed it (quota, flavor, snapshot image), and a
+    task still within it is left alone."""
+    cutoff = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(seconds=600)
+    pausing = _instance(db, task_state=states.PAUSING)
+    _action(db, pausing, 900)
+    recent = _instance(db, task_state=states.PAUSING)
+    _action(db, recent, 60)
+    resizing = _instance(db, task_state=states.RESIZE_PREP, new_flavor=LARGE)
+    _action(db, resizing, 900)
+    snapshotting = _instance(db, task_state=states.IMAGE_SNAPSHOT_PENDING)
+    _action(db, snapshotting, 900)
+    image = _image(db, snapshotting.project_id, instance_uuid=snapshotting.id)
+    for _ in range(2):  # two controllers, or two passes: the same outcome
+        _apply(db, reports.expire_tasks, cutoff)
+    assert _state(db, pausing.id) == (states.ACTIVE, None)
+    assert _state(db, recent.id) == (states.ACTIVE, states.PAUSING)
+    assert _state(db, resizing.id) == (states.ACTIVE, None)
+    assert _usage(db, resizing.project_id) == {"instances": 1, "cores": 1, "ram": 512}
+    assert _state(db, snapshotting.id) == (states.ACTIVE, None)
+    assert not _exists(db, image)
+    with db.session(readonly=True) as session:
+        fault = session.get(Instance, pausing.id).fault
+    assert fault is not None and "did not answer" in fault["message"]
