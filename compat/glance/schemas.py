@@ -10,20 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from ciaostack.core.images.model import MEMBER_STATUSES, STATUSES
+
 UUID_PATTERN = (
     "^([0-9a-fA-F]){8}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){12}$"
 )
-_STATUSES = [
-    "queued",
-    "saving",
-    "active",
-    "killed",
-    "deleted",
-    "uploading",
-    "importing",
-    "pending_delete",
-    "deactivated",
-]
 
 
 def _read_only(schema: dict[str, Any]) -> dict[str, Any]:
@@ -37,7 +28,11 @@ def image_properties(disk_formats: tuple[str, ...], container_formats: tuple[str
         "id": {"type": "string", "pattern": UUID_PATTERN, "description": "The image's UUID."},
         "name": {**nullable_string, "maxLength": 255, "description": "A name for humans."},
         "status": _read_only(
-            {"type": "string", "enum": _STATUSES, "description": "Where the image is in its life."}
+            {
+                "type": "string",
+                "enum": list(STATUSES),
+                "description": "Where the image is in its life.",
+            }
         ),
         "visibility": {
             "type": "string",
@@ -166,7 +161,7 @@ MEMBER = {
         "updated_at": {"type": "string", "description": "When the status last changed."},
         "status": {
             "type": "string",
-            "enum": ["pending", "accepted", "rejected"],
+            "enum": list(MEMBER_STATUSES),
             "description": "The member's answer.",
         },
         "schema": {"type": "string", "readOnly": True},

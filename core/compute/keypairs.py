@@ -176,6 +176,17 @@ def get(session: Session, user_id: str, name: str) -> KeyPair:
     return pair
 
 
+def for_server(session: Session, user_id: str, name: str | None) -> KeyPair | None:
+    """The pair a server create or rebuild names (None for none): a name the user has no
+    pair under is the request's fault, so Nova answers 400, not 404."""
+    if not name:
+        return None
+    try:
+        return get(session, user_id, name)
+    except errors.NotFound as exc:
+        raise errors.BadRequest("Invalid key_name provided.") from exc
+
+
 def list_pairs(
     session: Session, user_id: str, limit: int | None = None, marker: str | None = None
 ) -> list[KeyPair]:

@@ -126,12 +126,7 @@ class ServerActions:
                 ServerMetadata(instance_id=instance.id, key=k, value=v) for k, v in metadata.items()
             )
         if request.set_key:
-            key = None
-            if request.key_name:
-                try:
-                    key = keypairs.get(session, caller.user_id, request.key_name)
-                except errors.NotFound as exc:
-                    raise errors.BadRequest("Invalid key_name provided.") from exc
+            key = keypairs.for_server(session, caller.user_id, request.key_name)
             attrs.key_name = key.name if key else None
             attrs.key_data = key.public_key if key else None
         for name, value in request.attributes.items():

@@ -215,12 +215,7 @@ class Servers:
                 "Block Device Mapping is Invalid: booting from a volume is not available "
                 "(this cloud has no block storage yet); give an imageRef."
             )
-        key = None
-        if request.key_name:
-            try:
-                key = keypairs.get(session, caller.user_id, request.key_name)
-            except errors.NotFound as exc:
-                raise errors.BadRequest("Invalid key_name provided.") from exc
+        key = keypairs.for_server(session, caller.user_id, request.key_name)
         # Every project has one security group, "default", and no way to make others
         # yet: a server asking for another would be left without the rules it expects.
         for group_name in request.security_groups:
