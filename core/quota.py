@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -21,6 +21,14 @@ from ciaostack.core import errors
 from ciaostack.core.db.models import QuotaUsage
 
 _USAGE = QuotaUsage.__table__
+# Built once: every create runs them per resource, and building a statement costs
+# several times what executing it does.
+_ADD = (
+    update(_USAGE)
+    .where(_USAGE.c.project_id == bindparam("project"), _USAGE.c.resource == bindparam("res"))
+    .values(in_use=_USAGE.c.in_use + bindparam("delta"))
+)
+_ADD_WITHIN = _ADD.where(_USAGE.c.in_use + bindparam("delta") <= bindparam("limit"))
 
 
 class QuotaExceeded(errors.Forbidden):
@@ -46,15 +54,10 @@ def _ensure_row(session: Session, project_id: str, resource: str) -> None:
 
 
 def _add(session: Session, project_id: str, resource: str, delta: int, limit: int) -> bool:
-    """Add `delta` to the counter unless that passes `limit`; False also when no row.
-
-    A Core statement on the table: every create runs it per resource, and the ORM's
-    bulk-update machinery (nothing to synchronize here) costs more than the UPDATE."""
-    usage = _USAGE.c
-    stmt = update(_USAGE).where(usage.project_id == project_id, usage.resource == resource)
-    if limit >= 0 and delta > 0:
-        stmt = stmt.where(usage.in_use + delta <= limit)
-    return session.execute(stmt.values(in_use=usage.in_use + delta)).rowcount == 1
+    """Add `delta` to the counter unless that passes `limit`; False also when no row."""
+    stmt = _ADD_WITHIN if limit >= 0 and delta > 0 else _ADD
+    params = {"project": project_id, "res": resource, "delta": delta, "limit": limit}
+    return session.execute(stmt, params).rowcount == 1
 
 
 def _in_use(session: Session, project_id: str, resource: str) -> int | None:

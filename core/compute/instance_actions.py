@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from ciaostack.core import errors
 from ciaostack.core.controller import states
 from ciaostack.core.db.models import Instance, InstanceAction, InstanceActionEvent, utcnow
+from ciaostack.core.db.rows import insert_into
 from ciaostack.core.identity.context import AuthContext
 
 # Nova's action names and the event each one's work on the node is reported as.
@@ -55,28 +56,33 @@ SUCCESS, ERROR = "Success", "Error"
 
 def record(
     session: Session, instance: Instance, action: str, caller: AuthContext, request_id: str
-) -> InstanceAction:
-    """Write the action (and its event) for a change made in this transaction."""
+) -> None:
+    """Write the action (and its event) for a change made in this transaction.
+
+    Core INSERTs: every create and action writes these two rows, and nothing uses
+    them as objects afterwards."""
     now = utcnow()
     if action != CREATE:  # a create is an instance's first action: nothing is open yet
         settle(session, instance, now)
-    row = InstanceAction(
-        instance_id=instance.id,
-        action=action,
-        request_id=request_id,
-        project_id=caller.project_id or instance.project_id,
-        user_id=caller.user_id,
-        start_time=now,
-        updated_at=now,
-    )
-    session.add(row)
-    session.flush()
     event = EVENTS.get(action)
-    if event is None:
-        row.finish_time = now
-    else:
-        session.add(InstanceActionEvent(action_id=row.id, event=event, start_time=now))
-    return row
+    result = session.execute(
+        insert_into(InstanceAction.__table__),
+        {
+            "instance_id": instance.id,
+            "action": action,
+            "request_id": request_id,
+            "project_id": caller.project_id or instance.project_id,
+            "user_id": caller.user_id,
+            "start_time": now,
+            "updated_at": now,
+            "finish_time": None if event else now,
+        },
+    )
+    if event is not None:
+        session.execute(
+            insert_into(InstanceActionEvent.__table__),
+            {"action_id": result.inserted_primary_key[0], "event": event, "start_time": now},
+        )
 
 
 def _done(instance: Instance, action: str) -> bool:

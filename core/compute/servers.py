@@ -15,6 +15,7 @@ import dataclasses
 import os
 import re
 import string
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -38,6 +39,7 @@ from ciaostack.core.db.models import (
     ServerTag,
     utcnow,
 )
+from ciaostack.core.db.rows import insert_into
 from ciaostack.core.identity.context import AuthContext
 from ciaostack.core.images import query as image_query
 from ciaostack.core.images.model import Caller as ImageCaller
@@ -257,8 +259,9 @@ class Servers:
         created: list[Instance] = []
         for index in range(count):
             name = request.name if count == 1 else f"{request.name}-{index + 1}"
+            instance_id = str(uuid.uuid4())
             interfaces = [
-                self.ipam.allocate(session, network, project_id, fixed_ip=fixed_ip)
+                self.ipam.allocate(session, network, project_id, instance_id, fixed_ip)
                 for network, fixed_ip in networks
             ]
             same, different = self._placement(session, request, group)
@@ -278,28 +281,28 @@ class Servers:
                 different_node_from=different,
                 networking=_networking(interfaces[0]) if interfaces else None,
             )
-            [instance] = operations.create_instances(session, spec, 1, limits)
-            self.ipam.attach(session, [i.port_id for i in interfaces], instance.id)
-            session.add(
-                ServerAttributes(
-                    instance_id=instance.id,
-                    flavor_id=flavor.id,
-                    flavor=snapshot,
-                    key_name=key.name if key else None,
-                    key_data=key.public_key if key else None,
-                    description=request.description,
-                    hostname=hostname_for(name, f"server-{instance.id}"),
-                    reservation_id=reservation_id,
-                    launch_index=index,
-                    config_drive=request.config_drive,
-                    user_data=request.user_data,
-                    access_ip_v4=request.access_ip_v4,
-                    access_ip_v6=request.access_ip_v6,
-                    disk_config=request.disk_config,
-                    security_groups=list(request.security_groups),
-                    scheduler_hints=dict(request.hints),
-                    locked=False,
-                )
+            [instance] = operations.create_instances(session, spec, 1, limits, [instance_id])
+            session.execute(
+                insert_into(ServerAttributes.__table__),
+                {
+                    "instance_id": instance.id,
+                    "flavor_id": flavor.id,
+                    "flavor": snapshot,
+                    "key_name": key.name if key else None,
+                    "key_data": key.public_key if key else None,
+                    "description": request.description,
+                    "hostname": hostname_for(name, f"server-{instance.id}"),
+                    "reservation_id": reservation_id,
+                    "launch_index": index,
+                    "config_drive": request.config_drive,
+                    "user_data": request.user_data,
+                    "access_ip_v4": request.access_ip_v4,
+                    "access_ip_v6": request.access_ip_v6,
+                    "disk_config": request.disk_config,
+                    "security_groups": list(request.security_groups),
+                    "scheduler_hints": dict(request.hints),
+                    "locked": False,
+                },
             )
             session.add_all(
                 ServerMetadata(instance_id=instance.id, key=k, value=v)
@@ -366,6 +369,8 @@ class Servers:
         """As many servers as asked for, down to min_count when the quota has less room."""
         if request.min_count > request.max_count:
             raise errors.BadRequest("min_count must be <= max_count")
+        if request.min_count == request.max_count:
+            return request.max_count  # all or none: the reservation itself decides
         used = quota.usage(session, project_id)
         per_server = {"instances": 1, "cores": flavor.vcpus, "ram": flavor.ram}
         allowed = request.max_count

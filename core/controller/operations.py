@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import text
@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from ciaostack.core import errors, quota
 from ciaostack.core.controller import states
+from ciaostack.core.db import rows
 from ciaostack.core.db.models import Instance, Outbox, ServerAttributes, utcnow
 from ciaostack.core.ssntp import payloads as P
 
@@ -110,16 +111,23 @@ def start_payload(instance: Instance, spec: InstanceSpec) -> P.Start:
 
 
 def create_instances(
-    session: Session, spec: InstanceSpec, count: int = 1, limits: Mapping[str, int] | None = None
+    session: Session,
+    spec: InstanceSpec,
+    count: int = 1,
+    limits: Mapping[str, int] | None = None,
+    ids: Sequence[str] = (),
 ) -> list[Instance]:
-    """BUILD rows, their quota and their START commands, all or nothing."""
+    """BUILD rows, their quota and their START commands, all or nothing; `ids` are the
+    instances' ids when the caller needed them first (for their ports)."""
     if count < 1:
         raise errors.BadRequest("count must be at least 1")
+    now = utcnow()
     created: list[Instance] = []
     for index in range(count):
         name = spec.name if count == 1 else f"{spec.name}-{index + 1}"
+        # Every column set: the rows are written without a flush (see db.rows).
         instance = Instance(
-            id=str(uuid.uuid4()),
+            id=ids[index] if ids else str(uuid.uuid4()),
             project_id=spec.project_id,
             user_id=spec.user_id,
             name=name,
@@ -130,8 +138,22 @@ def create_instances(
             disk_gb=spec.disk_gb,
             vm_state=states.BUILDING,
             task_state=states.SPAWNING,
+            power_state=0,
+            node_uuid=None,
+            host=None,
+            node_lost=False,
             availability_zone=spec.availability_zone,
             start_attempts=1,
+            excluded_nodes=[],
+            fault=None,
+            usage={},
+            new_flavor=None,
+            old_flavor=None,
+            created_at=now,
+            updated_at=now,
+            launched_at=None,
+            terminated_at=None,
+            deleted=False,
         )
         instance.start_payload = P.to_dict(
             start_payload(instance, dataclasses.replace(spec, name=name))
@@ -140,11 +162,15 @@ def create_instances(
     # One reservation for the lot: all of them fit, or none is created.
     deltas = {k: v * count for k, v in quota_deltas(created[0]).items()}
     quota.reserve(session, spec.project_id, deltas, limits or {})
-    session.add_all(created)
-    for instance in created:
-        enqueue(session, instance.id, "START", instance.start_payload, wake=False)
+    rows.insert_objects(session, created)
+    session.execute(
+        rows.insert_into(Outbox.__table__),
+        [
+            {"instance_id": i.id, "command": "START", "payload": i.start_payload, "created_at": now}
+            for i in created
+        ],
+    )
     wake_controllers(session)
-    session.flush()
     return created
 
 

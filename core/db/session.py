@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+
+from ciaostack.core.db.writer_lock import WriterBusy, WriterLock
 
 # Seconds SQLite waits for another writer's lock before giving up.
 BUSY_TIMEOUT = 30
@@ -42,6 +45,8 @@ def is_busy(exc: BaseException) -> bool:
     """Whether `exc` says the database was too busy to serve the work in time (SQLite:
     it waited out the busy timeout for another writer's lock); the same work may well
     succeed when tried again."""
+    if isinstance(exc, WriterBusy):
+        return True
     return isinstance(exc, OperationalError) and "database is locked" in str(exc.orig)
 
 
@@ -65,6 +70,14 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
 
 
+def _writer_lock(url: str) -> WriterLock | None:
+    """The lock SQLite writers of a file database queue on (none in memory)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return WriterLock(Path(f"{parsed.database}-writer.lock"), BUSY_TIMEOUT)
+
+
 class Database:
     """One engine per process; `session()` is one unit of work that commits or rolls back."""
 
@@ -72,6 +85,7 @@ class Database:
         self.url = normalize_url(url)
         self.engine = make_engine(url)
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
+        self._writers = _writer_lock(self.url)
 
     @property
     def sessions(self) -> sessionmaker[Session]:
@@ -85,6 +99,15 @@ class Database:
     @contextlib.contextmanager
     def session(self, readonly: bool = False) -> Iterator[Session]:
         """A unit of work; `readonly` lets SQLite readers run beside a writer."""
+        if readonly or self._writers is None:
+            with self._unit(readonly) as session:
+                yield session
+            return
+        with self._writers.held(), self._unit(readonly) as session:
+            yield session
+
+    @contextlib.contextmanager
+    def _unit(self, readonly: bool) -> Iterator[Session]:
         with self._factory() as session:
             # Procuring the connection begins the transaction with these options.
             session.connection(execution_options={"readonly": readonly})

@@ -12,11 +12,12 @@ uses the winner's row.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import uuid
 from collections.abc import Iterable
 
-from sqlalchemy import Select, func, insert, select, update
+from sqlalchemy import Select, Table, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -39,6 +40,47 @@ WINDOW = 16
 _SUBNETS = Subnet.__table__
 _PORTS = Port.__table__
 _ALLOCATIONS = IPAllocation.__table__
+# Built once (building costs several times what running them does).
+_TAKE = (
+    update(_SUBNETS)
+    .where(_SUBNETS.c.id == bindparam("subnet"), _SUBNETS.c.used < _SUBNETS.c.capacity)
+    .values(used=_SUBNETS.c.used + 1)
+    .returning(_SUBNETS.c.cursor)
+)
+
+
+def _roomy(subnets: Table) -> Select:
+    """The id of a network's first subnet with room (in creation order)."""
+    c = subnets.c
+    return (
+        select(c.id)
+        .where(c.network_id == bindparam("network"), c.used < c.capacity)
+        .order_by(c.created_at, c.id)
+        .limit(1)
+    )
+
+
+_ROOMY = _roomy(_SUBNETS)
+# The room is checked again on the row itself: under PostgreSQL's READ COMMITTED a
+# concurrent claim may have filled it between the subquery and the row lock.
+_TAKE_FIRST = (
+    update(_SUBNETS)
+    .where(
+        _SUBNETS.c.id == _roomy(_SUBNETS.alias("roomy")).scalar_subquery(),
+        _SUBNETS.c.used < _SUBNETS.c.capacity,
+    )
+    .values(used=_SUBNETS.c.used + 1)
+    .returning(_SUBNETS.c.id, _SUBNETS.c.cidr, _SUBNETS.c.gateway_ip, _SUBNETS.c.cursor)
+)
+_MOVE_CURSOR = (
+    update(_SUBNETS).where(_SUBNETS.c.id == bindparam("subnet")).values(cursor=bindparam("offset"))
+)
+_HELD = select(_ALLOCATIONS.c.ip_address).where(
+    _ALLOCATIONS.c.subnet_id == bindparam("subnet"),
+    _ALLOCATIONS.c.ip_address.in_(bindparam("ips", expanding=True)),
+)
+_INSERT_PORT = insert(_PORTS)
+_INSERT_ALLOCATION = insert(_ALLOCATIONS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,17 +163,18 @@ class IPAM:
         ip = pool.address(cidr, offset)
         port_id, mac = str(uuid.uuid4()), self.plan.mac(ip)
         session.execute(
-            insert(_PORTS).values(
-                id=port_id,
-                network_id=network.id,
-                project_id=project_id,
-                mac_address=mac,
-                device_id=device_id,
-                device_owner=COMPUTE_OWNER if device_id else "",
-            )
+            _INSERT_PORT,
+            {
+                "id": port_id,
+                "network_id": network.id,
+                "project_id": project_id,
+                "mac_address": mac,
+                "device_id": device_id,
+                "device_owner": COMPUTE_OWNER if device_id else "",
+            },
         )
         session.execute(
-            insert(_ALLOCATIONS).values(subnet_id=subnet_id, ip_address=ip, port_id=port_id)
+            _INSERT_ALLOCATION, {"subnet_id": subnet_id, "ip_address": ip, "port_id": port_id}
         )
         return Interface(port_id, network.id, network.name, ip, mac, cidr, gateway)
 
@@ -139,40 +182,26 @@ class IPAM:
     def _take(session: Session, subnet_id: str) -> int | None:
         """Count one more address against the subnet if it has room (this locks its row);
         the subnet's cursor then, or None when it was full."""
-        subnet = _SUBNETS.c
-        return session.execute(
-            update(_SUBNETS)
-            .where(subnet.id == subnet_id, subnet.used < subnet.capacity)
-            .values(used=subnet.used + 1)
-            .returning(subnet.cursor)
-        ).scalar()
+        return session.execute(_TAKE, {"subnet": subnet_id}).scalar()
 
     def _claim_any(
         self, session: Session, network: Network, project_id: str
     ) -> tuple[str, str, str | None, int]:
         for _ in range(ATTEMPTS):
-            row = session.execute(
-                select(Subnet.id, Subnet.cidr, Subnet.gateway_ip)
-                .where(Subnet.network_id == network.id, Subnet.used < Subnet.capacity)
-                .order_by(Subnet.created_at, Subnet.id)
-                .limit(1)
-            ).first()
+            # The network's first subnet with room, counted against at once (one
+            # statement: this runs for every server created).
+            row = session.execute(_TAKE_FIRST, {"network": network.id}).first()
             if row is None:
-                row = self._carve(session, network, project_id)
-                if row is None:
-                    continue  # another transaction carved the same block: look again
-            subnet_id, cidr, gateway = row
-            cursor = self._take(session, subnet_id)
-            if cursor is None:
-                continue  # it filled up meanwhile
+                if session.execute(_ROOMY, {"network": network.id}).first() is None:
+                    self._carve(session, network, project_id)
+                continue  # carved, raced for a new block, or the subnet filled meanwhile
+            subnet_id, cidr, gateway, cursor = row
             offset = self._next_free(session, subnet_id, cidr, cursor)
             if offset is None:
                 # The counter disagrees with the allocations: believe the allocations.
                 self._recount(session, subnet_id)
                 continue
-            session.execute(
-                update(_SUBNETS).where(_SUBNETS.c.id == subnet_id).values(cursor=offset)
-            )
+            session.execute(_MOVE_CURSOR, {"subnet": subnet_id, "offset": offset})
             return subnet_id, cidr, gateway, offset
         raise errors.Conflict("Could not allocate an IP address: too much contention, try again.")
 
@@ -207,13 +236,7 @@ class IPAM:
     @staticmethod
     def _held(session: Session, subnet_id: str, ips: list[str]) -> set[str]:
         """Those of `ips` (as `pool.address` writes them) that are allocated in the subnet."""
-        return set(
-            session.scalars(
-                select(IPAllocation.ip_address).where(
-                    IPAllocation.subnet_id == subnet_id, IPAllocation.ip_address.in_(ips)
-                )
-            )
-        )
+        return set(session.scalars(_HELD, {"subnet": subnet_id, "ips": ips}))
 
     @staticmethod
     def _taken(session: Session, subnet_id: str, cidr: str) -> set[int]:
@@ -232,11 +255,9 @@ class IPAM:
             .execution_options(synchronize_session=False)
         )
 
-    def _carve(
-        self, session: Session, network: Network, project_id: str
-    ) -> tuple[str, str, str | None] | None:
-        """A new subnet for `network` from the pool's lowest free block (its id, CIDR and
-        gateway); None if raced."""
+    def _carve(self, session: Session, network: Network, project_id: str) -> None:
+        """A new subnet for `network` from the pool's lowest free block (none when another
+        transaction carved the same block first: the caller looks again)."""
         taken = session.scalars(select(Subnet.pool_block).where(Subnet.pool_block.is_not(None)))
         index = self.plan.free_block(list(taken))
         if index is None:
@@ -256,23 +277,8 @@ class IPAM:
             used=0,
             cursor=pool.first_offset() - 1,
         )
-        try:
-            with session.begin_nested():
-                session.add(subnet)
-        except IntegrityError:
-            return None
-        return subnet.id, cidr, subnet.gateway_ip
-
-    @staticmethod
-    def attach(session: Session, port_ids: Iterable[str], device_id: str) -> None:
-        """Give ports to a device made after them (a server's id is known only once it exists)."""
-        ids = list(port_ids)
-        if ids:
-            session.execute(
-                update(_PORTS)
-                .where(_PORTS.c.id.in_(ids))
-                .values(device_id=device_id, device_owner=COMPUTE_OWNER)
-            )
+        with contextlib.suppress(IntegrityError), session.begin_nested():
+            session.add(subnet)
 
     def release(self, session: Session, device_ids: Iterable[str]) -> None:
         """Free the ports (and addresses) of these devices."""

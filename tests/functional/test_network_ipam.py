@@ -36,9 +36,7 @@ def db(database_url_factory) -> Iterator[Database]:  # noqa: ANN001
 def allocate(db: Database, ipam: IPAM, project: str, device: str) -> Interface:
     with db.session() as session:
         network = ipam.project_network(session, project)
-        interface = ipam.allocate(session, network, project)
-        ipam.attach(session, [interface.port_id], device)
-        return interface
+        return ipam.allocate(session, network, project, device)
 
 
 def test_plan_checks_its_settings() -> None:
