@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.orm import Session
 
 from ciaostack.core import errors, quota
@@ -43,12 +43,17 @@ RESOURCES = tuple(DEFAULTS)
 PROJECT = ""  # QuotaLimit.user_id of a project-wide limit
 
 
+# Built once: every server create reads them.
+_LIMIT_ROWS = select(QuotaLimit.resource, QuotaLimit.hard_limit).where(
+    QuotaLimit.project_id == bindparam("project"), QuotaLimit.user_id == bindparam("user")
+)
+_CLASS_ROWS = select(QuotaClassLimit.resource, QuotaClassLimit.hard_limit).where(
+    QuotaClassLimit.class_name == bindparam("name")
+)
+
+
 def _rows(session: Session, project_id: str, user_id: str) -> dict[str, int]:
-    rows = session.execute(
-        select(QuotaLimit.resource, QuotaLimit.hard_limit).where(
-            QuotaLimit.project_id == project_id, QuotaLimit.user_id == user_id
-        )
-    )
+    rows = session.execute(_LIMIT_ROWS, {"project": project_id, "user": user_id})
     return {resource: limit for resource, limit in rows}
 
 
@@ -56,11 +61,7 @@ def class_limits(session: Session, class_name: str = DEFAULT_CLASS) -> dict[str,
     """The defaults as the class overrides them (an unknown class is the defaults)."""
     limits = dict(DEFAULTS)
     for name in dict.fromkeys((DEFAULT_CLASS, class_name)):
-        rows = session.execute(
-            select(QuotaClassLimit.resource, QuotaClassLimit.hard_limit).where(
-                QuotaClassLimit.class_name == name
-            )
-        )
+        rows = session.execute(_CLASS_ROWS, {"name": name})
         limits.update({resource: limit for resource, limit in rows})
     return limits
 

@@ -80,6 +80,7 @@ _HELD = select(_ALLOCATIONS.c.ip_address).where(
     _ALLOCATIONS.c.ip_address.in_(bindparam("ips", expanding=True)),
 )
 _INSERT_PORT = insert(_PORTS)
+_DEFAULT_NETWORK = select(Network).where(Network.default_for_project == bindparam("project"))
 _INSERT_ALLOCATION = insert(_ALLOCATIONS)
 
 
@@ -134,7 +135,7 @@ class IPAM:
 
     @staticmethod
     def _default_network(session: Session, project_id: str) -> Network | None:
-        return session.scalar(select(Network).where(Network.default_for_project == project_id))
+        return session.scalar(_DEFAULT_NETWORK, {"project": project_id})
 
     def network_for(
         self, session: Session, project_id: str, network_id: str, is_admin: bool = False
