@@ -12,7 +12,17 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, exists, func, or_, select
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    or_,
+    select,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -67,18 +77,25 @@ class FlavorQuery:
     marker: str | None = None
 
 
-def _accessible(project_id: str | None) -> ColumnElement[bool]:
+def _accessible(project: str | BindParameter[str]) -> ColumnElement[bool]:
+    """Public flavors, and private ones the project was given."""
     granted = exists().where(
-        FlavorAccess.flavor_id == Flavor.id, FlavorAccess.project_id == (project_id or "")
+        FlavorAccess.flavor_id == Flavor.id, FlavorAccess.project_id == project
     )
     return or_(Flavor.is_public.is_(True), granted)
 
 
+# Built once: every server create looks its flavor up.
+_ANY_FLAVOR = select(Flavor).where(Flavor.id == bindparam("flavor"))
+_ACCESSIBLE_FLAVOR = _ANY_FLAVOR.where(_accessible(bindparam("project")))
+_EXTRA_SPECS = select(FlavorExtraSpec.key, FlavorExtraSpec.value).where(
+    FlavorExtraSpec.flavor_id == bindparam("flavor")
+)
+
+
 def _visible(session: Session, flavor_ref: str, project_id: str | None, is_admin: bool):
-    stmt = select(Flavor).where(Flavor.id == str(flavor_ref))
-    if not is_admin:
-        stmt = stmt.where(_accessible(project_id))
-    return session.scalar(stmt)
+    stmt = _ANY_FLAVOR if is_admin else _ACCESSIBLE_FLAVOR
+    return session.scalar(stmt, {"flavor": str(flavor_ref), "project": project_id or ""})
 
 
 def get_flavor(session: Session, flavor_ref: str, project_id: str | None, is_admin: bool) -> Flavor:
@@ -94,8 +111,7 @@ def get_flavor(session: Session, flavor_ref: str, project_id: str | None, is_adm
 
 
 def extra_specs(session: Session, flavor_id: str) -> dict[str, str]:
-    rows = session.scalars(select(FlavorExtraSpec).where(FlavorExtraSpec.flavor_id == flavor_id))
-    return {row.key: row.value for row in rows}
+    return {key: value for key, value in session.execute(_EXTRA_SPECS, {"flavor": flavor_id})}
 
 
 def extra_specs_of(session: Session, flavor_ids: Iterable[str]) -> dict[str, dict[str, str]]:
@@ -115,7 +131,7 @@ def list_flavors(session: Session, query: FlavorQuery) -> list[Flavor]:
     if not query.is_admin:
         stmt = stmt.where(Flavor.disabled.is_(False))
     if query.is_public is True:
-        stmt = stmt.where(_accessible(query.project_id))
+        stmt = stmt.where(_accessible(query.project_id or ""))
     elif query.is_public is False:
         stmt = stmt.where(Flavor.is_public.is_(False))
     if query.min_ram is not None:
