@@ -63,6 +63,17 @@ def set_error(session: Session, instance: Instance, message: str) -> None:
     instance.fault = fault(message)
 
 
+def load_nodes(session: Session, node_uuids: set[str]) -> None:
+    """Read these nodes' rows in one query, for the reports of a batch to find them in
+    the session (a node reports every few seconds: one query per report adds up)."""
+    if node_uuids:
+        # Held in the session's info: its identity map keeps unchanged objects only
+        # while something else refers to them.
+        session.info["nodes"] = session.scalars(
+            select(ComputeNode).where(ComputeNode.uuid.in_(node_uuids))
+        ).all()
+
+
 def _node(session: Session, node_uuid: str) -> ComputeNode:
     node = session.get(ComputeNode, node_uuid)
     if node is None:

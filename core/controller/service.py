@@ -87,6 +87,12 @@ NODE_STATUS = {
     Status.MAINTENANCE: "MAINTENANCE",
 }
 BATCH = 500
+# Reports about a node, each of which reads its row.
+_NODE_REPORTS = {
+    (Type.COMMAND, Command.STATS),
+    (Type.EVENT, Event.NODE_CONNECTED),
+    (Type.EVENT, Event.NODE_DISCONNECTED),
+}
 LEASE = dt.timedelta(seconds=10)
 # Console replies nobody waits for any more (the API request timed out) are dropped then.
 CONSOLE_REPLY_TTL = dt.timedelta(minutes=2)
@@ -284,6 +290,9 @@ class Controller:
         strays: list[tuple[str, str]] = []
         wake = False
         with self.db.session() as session:
+            reports.load_nodes(
+                session, {m.node_uuid for f, m in batch if (f.type, f.operand) in _NODE_REPORTS}
+            )
             for frame, message in batch:
                 key = (frame.type, frame.operand)
                 if key == (Type.COMMAND, Command.STATS):
