@@ -585,6 +585,13 @@ def from_dict(cls: type[T], data: Any, where: str = "") -> T:
     return cls(**values)
 
 
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    """A payload class's fields (dataclasses.fields works them out on every call, and
+    every frame a node sends goes through to_dict)."""
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
 def to_dict(payload: Any) -> dict[str, Any]:
     """Plain YAML-safe data: enums become their values."""
 
@@ -592,7 +599,7 @@ def to_dict(payload: Any) -> dict[str, Any]:
         if isinstance(value, enum.Enum):
             return value.value
         if dataclasses.is_dataclass(value):
-            return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+            return {name: plain(getattr(value, name)) for name in _field_names(type(value))}
         if isinstance(value, list):
             return [plain(v) for v in value]
         if isinstance(value, dict):
