@@ -235,7 +235,7 @@ def _state(match: StateMatch) -> ColumnElement:
 # A page is read as plain rows of the columns a view shows (named as the model's fields):
 # a page's 1,000 ORM objects cost several times the query. What the controller keeps in
 # an instance row for itself is never read (the START payload alone is most of the row).
-_NOT_SHOWN = frozenset({"start_payload", "excluded_nodes", "usage"})
+_NOT_SHOWN = frozenset({"start_payload", "excluded_nodes"})
 _SHOWN_INSTANCE = tuple(c for c in Instance.__table__.columns if c.key not in _NOT_SHOWN)
 _SHOWN_ATTRIBUTES = tuple(
     column

@@ -146,7 +146,6 @@ def create_instances(
             start_attempts=1,
             excluded_nodes=[],
             fault=None,
-            usage={},
             new_flavor=None,
             old_flavor=None,
             created_at=now,

@@ -177,9 +177,7 @@ def stats(session: Session, report: P.Stats) -> list[str]:
         "load",
     ):
         setattr(node, field, getattr(report, field))
-    current, usage = _unsettled(session, report)
-    if usage:
-        session.execute(_SET_USAGE, [{"iid": i, "usage": u} for i, u in usage.items()])
+    current = _unsettled(session, report)
     ids = [stat.instance_uuid for stat in report.instances if stat.instance_uuid in current]
     rows = (
         {i.id: i for i in session.scalars(select(Instance).where(Instance.id.in_(ids)))}
@@ -199,7 +197,6 @@ def stats(session: Session, report: P.Stats) -> list[str]:
         instance.node_uuid = report.node_uuid
         instance.host = report.hostname or instance.host
         instance.node_lost = False
-        instance.usage = _usage(stat)
         if instance.vm_state == states.ERROR:
             continue
         _settle(instance, stat)
@@ -213,42 +210,25 @@ _REPORTED = select(
     Instance.node_uuid,
     Instance.host,
     Instance.node_lost,
-    Instance.usage,
     Instance.vm_state,
     Instance.task_state,
     Instance.power_state,
     Instance.launched_at,
 ).where(Instance.id.in_(bindparam("ids", expanding=True)))
 _SETTLE_FIELDS = ("vm_state", "task_state", "power_state", "launched_at")
-_SET_USAGE = (
-    update(Instance.__table__)
-    .where(Instance.__table__.c.id == bindparam("iid"))
-    .values(usage=bindparam("usage"))
-)
 
 
-def _usage(stat: P.InstanceStat) -> dict[str, Any]:
-    return {
-        "memory_mb": stat.memory_usage_mb,
-        "disk_mb": stat.disk_usage_mb,
-        "cpu_percent": stat.cpu_usage,
-    }
-
-
-def _unsettled(session: Session, report: P.Stats) -> tuple[set[str], dict[str, dict[str, Any]]]:
-    """The reported instances this report may change beyond their usage (unknown ones
-    included), and the new usage of those where only it changed.
+def _unsettled(session: Session, report: P.Stats) -> set[str]:
+    """The reported instances this report may change (unknown ones included).
 
     A node reports every instance it holds, every time, and nearly all of them are
-    already as reported but for their usage figures: reading a few columns to find
-    those, and writing their usage in one statement, spares loading each one as an
-    object, which costs far more."""
+    already as reported: reading a few columns to find those spares loading each one
+    as an object, which costs far more."""
     ids = [stat.instance_uuid for stat in report.instances]
     if not ids:
-        return set(), {}
+        return set()
     known = {row.id: row for row in session.execute(_REPORTED, {"ids": ids})}
     changed = {i for i in ids if i not in known}
-    usage: dict[str, dict[str, Any]] = {}
     for stat in report.instances:
         row = known.get(stat.instance_uuid)
         if row is None:
@@ -264,9 +244,7 @@ def _unsettled(session: Session, report: P.Stats) -> tuple[set[str], dict[str, d
             or any(getattr(probe, f) != getattr(row, f) for f in _SETTLE_FIELDS)
         ):
             changed.add(stat.instance_uuid)
-        elif row.usage != (new := _usage(stat)):
-            usage[stat.instance_uuid] = new
-    return changed, usage
+    return changed
 
 
 def _runs_elsewhere(session: Session, instance: Instance, report: P.Stats) -> bool:

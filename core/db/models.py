@@ -213,7 +213,6 @@ class Instance(Base):
     start_attempts: Mapped[int] = mapped_column(Integer, default=0)
     excluded_nodes: Mapped[list] = mapped_column(JSON, default=list)
     fault: Mapped[dict | None] = mapped_column(JSON, nullable=True)
-    usage: Mapped[dict] = mapped_column(JSON, default=dict)
     # A resize in flight: the flavor asked for until the node applied it (`new_flavor`),
     # then the flavor it had before until the owner confirms or reverts (`old_flavor`).
     # Each is {"id", "name", "ram", "vcpus", "disk", ...}; quota holds the larger one.
