@@ -383,6 +383,7 @@ class Launcher:
             load=res.load,
             hostname=self.options.hostname,
             instances=stats,
+            availability_zone=self.options.availability_zone,
         )
         return P.frame(Type.COMMAND, Command.STATS, payload)
 

@@ -59,7 +59,7 @@ def register(app: falcon.App, rt: Runtime, faults) -> None:  # noqa: ANN001 - ap
     app.add_route(PREFIX, versions.Versions())
     app.add_route(f"{PREFIX}/v2", versions.VersionV20())
     app.add_route(f"{PREFIX}/v2.1", versions.VersionV21())
-    app.add_route(f"{PREFIX}/v2.1/os-availability-zone", availability_zones.AvailabilityZones())
+    app.add_route(f"{PREFIX}/v2.1/os-availability-zone", availability_zones.AvailabilityZones(rt))
     # Compute resources beside the servers: flavors, key pairs, limits, quotas, server
     # groups, hypervisors, services (and availability zone detail), usage.
     for module in (flavors, keypairs, limits, quotas, server_groups, hypervisors, services, usage):

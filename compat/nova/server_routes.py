@@ -6,7 +6,6 @@ import falcon
 
 from ciaostack.compat.nova import instance_actions, server_actions, server_metadata, server_tags
 from ciaostack.compat.nova import servers as server_resources
-from ciaostack.compat.nova.availability_zones import DEFAULT_ZONE
 from ciaostack.compat.nova.servers import Compute
 from ciaostack.core.compute.servers import Servers
 from ciaostack.core.network.ipam import IPAM
@@ -15,7 +14,7 @@ from ciaostack.core.runtime import Runtime
 
 def add_routes(app: falcon.App, rt: Runtime, prefix: str) -> None:
     """`prefix` is the compute API's versioned root, /compute/v2.1."""
-    compute = Compute(rt, Servers(IPAM.from_conf(rt.conf), zones=(DEFAULT_ZONE,)))
+    compute = Compute(rt, Servers(IPAM.from_conf(rt.conf)))
     server_resources.register(app, compute, prefix)
     server = f"{prefix}/servers/{{server_id}}"
     app.add_route(f"{server}/action", server_actions.ServerAction(compute))

@@ -18,8 +18,8 @@ import falcon
 
 from ciaostack.compat.microversion import Version
 from ciaostack.compat.nova import common
-from ciaostack.compat.nova.availability_zones import DEFAULT_ZONE
 from ciaostack.compat.nova.views import base_url
+from ciaostack.core.compute.nodes import DEFAULT_ZONE
 from ciaostack.core.compute.server_query import ServerDetail, StateMatch
 from ciaostack.core.controller import states
 from ciaostack.core.db.models import Instance, ServerAttributes

@@ -19,10 +19,10 @@ from typing import Any
 
 import falcon
 
-from ciaostack.compat.nova.availability_zones import DEFAULT_ZONE
 from ciaostack.compat.nova.common import authorize, microversion, query, reject_unknown_params
 from ciaostack.compat.nova.hypervisors import hostname, node_id
 from ciaostack.core.compute import nodes
+from ciaostack.core.compute.nodes import DEFAULT_ZONE
 from ciaostack.core.runtime import Runtime
 
 INTERNAL_ZONE = "internal"
@@ -72,7 +72,7 @@ def services(req: falcon.Request, rt: Runtime) -> list[dict[str, Any]]:
                 "id": node_id(req, node),
                 "binary": "nova-compute",
                 "host": hostname(node),
-                "zone": DEFAULT_ZONE,
+                "zone": node.availability_zone,
                 "status": "disabled" if nodes.disabled(node) else "enabled",
                 "state": "up" if node.connected else "down",
                 "updated_at": service_time(node.updated_at),
@@ -94,8 +94,11 @@ class AvailabilityZonesDetail:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         authorize(req, self.rt, "os_compute_api:os-availability-zone:detail")
-        zones: dict[str, dict[str, dict[str, Any]]] = {DEFAULT_ZONE: {}}
-        for service in services(req, self.rt):
+        listed = services(req, self.rt)
+        zones: dict[str, dict[str, dict[str, Any]]] = {}
+        if not any(s["zone"] != INTERNAL_ZONE for s in listed):
+            zones[DEFAULT_ZONE] = {}  # no node yet: the default zone, as the plain list
+        for service in listed:
             hosts = zones.setdefault(service["zone"], {})
             hosts.setdefault(service["host"], {})[service["binary"]] = {
                 "available": service["state"] == "up",
@@ -104,10 +107,15 @@ class AvailabilityZonesDetail:
             }
         resp.media = {
             "availabilityZoneInfo": [
-                {"zoneName": name, "zoneState": {"available": True}, "hosts": hosts}
+                {"zoneName": name, "zoneState": {"available": _available(hosts)}, "hosts": hosts}
                 for name, hosts in sorted(zones.items())
             ]
         }
+
+
+def _available(hosts: dict[str, dict[str, dict[str, Any]]]) -> bool:
+    """A zone is available while one of its services is enabled (or it has none yet)."""
+    return not hosts or any(s["active"] for h in hosts.values() for s in h.values())
 
 
 class Services:

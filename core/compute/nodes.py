@@ -20,6 +20,9 @@ from sqlalchemy.orm import Session
 from ciaostack.core.db.models import ComputeNode, Instance
 
 COMPUTE = "compute"  # ComputeNode.node_type of nodes that run instances
+# The zone of a node configured in none, and the only one while no node has reported
+# (clients such as the Cinder CSI driver ask for it by name).
+DEFAULT_ZONE = "nova"
 MAINTENANCE = "MAINTENANCE"
 _ID_HEX = 12  # hex digits of the uuid that make a node's number
 
@@ -39,6 +42,21 @@ def disabled(node: ComputeNode) -> bool:
 
 def _compute_nodes() -> Select[tuple[ComputeNode]]:
     return select(ComputeNode).where(ComputeNode.node_type == COMPUTE)
+
+
+def zones(session: Session) -> dict[str, bool]:
+    """The zones compute nodes are in, each with whether it is available (as Nova: one
+    of its nodes is enabled, that is not in maintenance); the default zone when no node
+    has reported."""
+    found: dict[str, bool] = {}
+    rows = session.execute(
+        select(ComputeNode.availability_zone, ComputeNode.status).where(
+            ComputeNode.node_type == COMPUTE
+        )
+    )
+    for zone, status in rows:
+        found[zone] = found.get(zone, False) or status != MAINTENANCE
+    return found or {DEFAULT_ZONE: True}
 
 
 def list_nodes(

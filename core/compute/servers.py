@@ -23,7 +23,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from ciaostack.core import errors, quota
-from ciaostack.core.compute import flavors, keypairs, quotas, server_groups
+from ciaostack.core.compute import flavors, keypairs, nodes, quotas, server_groups
 from ciaostack.core.compute import instance_actions as actions
 from ciaostack.core.controller import operations, states
 from ciaostack.core.db.models import (
@@ -151,11 +151,10 @@ def flavor_snapshot(flavor: Flavor, extra_specs: Mapping[str, str]) -> dict[str,
 
 
 class Servers:
-    """Server operations; `zones` are the availability zones a server may ask for."""
+    """Server operations."""
 
-    def __init__(self, ipam: IPAM, zones: Sequence[str] = ("nova",)) -> None:
+    def __init__(self, ipam: IPAM) -> None:
         self.ipam = ipam
-        self.zones = tuple(zones)
 
     # -- looking servers up ---------------------------------------------------------------
 
@@ -225,7 +224,8 @@ class Servers:
                 raise errors.BadRequest(
                     f"Unable to find security_group with name or id '{group_name}'"
                 )
-        if request.availability_zone and request.availability_zone not in self.zones:
+        zone = request.availability_zone
+        if zone and not nodes.zones(session).get(zone):
             raise errors.BadRequest("The requested availability zone is not available")
         node_id = self._node(session, request.host) if request.host else ""
         return BootChecks(limits, flavor, extra_specs, key, node_id)

@@ -167,6 +167,7 @@ def stats(session: Session, report: P.Stats) -> list[str]:
     node.connected = True
     node.status = report.status.value
     node.hostname = report.hostname or node.hostname
+    node.availability_zone = report.availability_zone or node.availability_zone
     for field in (
         "mem_total_mb",
         "mem_available_mb",
@@ -197,6 +198,8 @@ def stats(session: Session, report: P.Stats) -> list[str]:
         instance.node_uuid = report.node_uuid
         instance.host = report.hostname or instance.host
         instance.node_lost = False
+        # As Nova, a server is in its node's zone once placed (asked for one or not).
+        instance.availability_zone = instance.availability_zone or report.availability_zone
         if instance.vm_state == states.ERROR:
             continue
         _settle(instance, stat)
@@ -210,6 +213,7 @@ _REPORTED = select(
     Instance.node_uuid,
     Instance.host,
     Instance.node_lost,
+    Instance.availability_zone,
     Instance.vm_state,
     Instance.task_state,
     Instance.power_state,
@@ -241,6 +245,7 @@ def _unsettled(session: Session, report: P.Stats) -> set[str]:
             or row.node_uuid != report.node_uuid
             or row.host != (report.hostname or row.host)
             or row.node_lost
+            or (not row.availability_zone and report.availability_zone)
             or any(getattr(probe, f) != getattr(row, f) for f in _SETTLE_FIELDS)
         ):
             changed.add(stat.instance_uuid)

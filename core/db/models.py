@@ -277,6 +277,8 @@ class ComputeNode(Base):
     vcpus_total: Mapped[int] = mapped_column(Integer, default=0)
     vcpus_available: Mapped[int] = mapped_column(Integer, default=0)
     load: Mapped[float] = mapped_column(Float, default=0.0)
+    # The zone its launcher is configured in ([launcher] availability_zone), from STATS.
+    availability_zone: Mapped[str] = mapped_column(String(255), default="nova")
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
 

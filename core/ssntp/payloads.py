@@ -264,6 +264,9 @@ class Stats:
     load: float = 0.0
     hostname: str = ""
     instances: list[InstanceStat] = dataclasses.field(default_factory=list)
+    # The node's zone, for the controllers (the scheduler has it from READY); "" from a
+    # launcher that predates the field.
+    availability_zone: str = ""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,6 +23,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.add_column(
-        "instances", sa.Column("usage", sa.JSON(), nullable=False, server_default="{}")
-    )
+    op.add_column("instances", sa.Column("usage", sa.JSON(), nullable=False, server_default="{}"))

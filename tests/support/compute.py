@@ -37,12 +37,13 @@ class ComputeNodes:
     processes: list[Process]
     hostnames: list[str]
 
-    def add_launcher(self, hostname: str | None = None) -> Process:
+    def add_launcher(self, hostname: str | None = None, **settings: str) -> Process:
+        """A fake launcher; `settings` are extra CIAOSTACK_* variables for it alone."""
         hostname = hostname or f"node-{uuid.uuid4().hex[:6]}"
         proc = Process(
             hostname,
             ["launcher", "--state-dir", str(self.home / hostname), "--hostname", hostname],
-            self.env,
+            {**self.env, **settings},
             self.home,
         ).start()
         self.processes.append(proc)
