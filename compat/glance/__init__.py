@@ -52,6 +52,7 @@ def register(app: falcon.App, rt: Runtime, faults) -> None:  # noqa: ANN001 - ap
     app.add_route(f"{item}/actions/deactivate", images.Action(glance, active=False))
     app.add_route(f"{item}/actions/reactivate", images.Action(glance, active=True))
     app.add_route(f"{item}/tags/{{tag}}", images.Tag(glance))
+    app.add_route(f"{item}/tasks", images.Tasks(glance))
     app.add_route(f"{item}/members", members.Members(glance))
     app.add_route(f"{item}/members/{{member_id}}", members.Member(glance))
     # Server snapshots from compute nodes (not a Glance route; see core/images/snapshots.py).

@@ -149,6 +149,7 @@ class ImageImport:
             body["method"].get("uri"),
             stores,
             authorizer(req, rt),
+            req.context.request_id,
         )
         resp.status = falcon.HTTP_202
 

@@ -9,8 +9,9 @@ import falcon
 from ciaostack.compat.glance import schemas
 from ciaostack.compat.glance.base import Glance
 
-#: Glance v2 minor versions served, newest first. 2.12 (image tasks) and later
-#: add APIs this cloud does not serve, so clients must not assume them.
+#: Glance v2 minor versions served, newest first. Later ones add APIs this cloud
+#: does not serve (stores, the image cache, quota usage...), so clients must not
+#: assume them; of 2.12, the image tasks call is served.
 VERSIONS = ("2.9", "2.8", "2.7", "2.6", "2.5", "2.4", "2.3", "2.2", "2.1", "2.0")
 
 

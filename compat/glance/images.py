@@ -146,3 +146,15 @@ class Action:
             caller(req, rt), image_id, self.active, authorizer(req, rt)
         )
         resp.status = falcon.HTTP_204
+
+
+class Tasks:
+    """GET /v2/images/{image_id}/tasks (Glance 2.12): the image's import tasks."""
+
+    def __init__(self, glance: Glance) -> None:
+        self.glance = glance
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, image_id: str) -> None:
+        rt = self.glance.rt
+        rows = self.glance.service.images.tasks(caller(req, rt), image_id, authorizer(req, rt))
+        resp.media = {"tasks": [views.task(row) for row in rows]}

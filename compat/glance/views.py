@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from ciaostack.core.db.models import ImageTask
 from ciaostack.core.images.model import ImageInfo, MemberInfo
 
 #: Core attributes in the order Glance writes them, after the extra properties.
@@ -64,6 +65,32 @@ def member(info: MemberInfo) -> dict[str, Any]:
         "created_at": isotime(info.created_at),
         "updated_at": isotime(info.updated_at),
         "schema": "/v2/schemas/member",
+    }
+
+
+def _task_time(value: dt.datetime | None) -> str | None:
+    """Glance shows task times as Python's isoformat, without a zone designator."""
+    return value.isoformat() if value is not None else None
+
+
+def task(row: ImageTask) -> dict[str, Any]:
+    """One of an image's tasks (GET /v2/images/{id}/tasks), with Glance's fields."""
+    return {
+        "id": row.id,
+        "type": row.type,
+        "status": row.status,
+        "owner": row.owner,
+        "expires_at": _task_time(row.expires_at),
+        "created_at": _task_time(row.created_at),
+        "updated_at": _task_time(row.updated_at),
+        "deleted_at": None,
+        "deleted": False,
+        "image_id": row.image_id,
+        "request_id": row.request_id,
+        "user_id": row.user_id,
+        "input": row.input,
+        "result": row.result,
+        "message": row.message,
     }
 
 

@@ -18,9 +18,17 @@ from sqlalchemy.orm import Session
 
 from ciaostack.core import errors
 from ciaostack.core.config import Config
-from ciaostack.core.db.models import Image, ImageMember, ImageProperty, ImageTag, utcnow
+from ciaostack.core.db.models import (
+    Image,
+    ImageMember,
+    ImageProperty,
+    ImageTag,
+    ImageTask,
+    utcnow,
+)
 from ciaostack.core.db.session import Database
 from ciaostack.core.images import query as listing
+from ciaostack.core.images import tasks as image_tasks
 from ciaostack.core.images.model import (
     MAX_PROPERTIES,
     MAX_TAGS,
@@ -117,6 +125,16 @@ class Images:
             result = self.describe(session, caller, self.load(session, caller, image_id))
         authorize("get_image", result)
         return result
+
+    def tasks(self, caller: Caller, image_id: str, authorize: Authorize) -> list[ImageTask]:
+        """The image's import tasks; 404 for an image the caller may not read, as Glance."""
+        with self.db.session(readonly=True) as session:
+            image = self.describe(session, caller, self.load(session, caller, image_id))
+            try:
+                authorize("get_image", image)
+            except errors.Forbidden as exc:
+                raise errors.NotFound(f"No image found with ID {image_id}") from exc
+            return image_tasks.for_image(session, image_id)
 
     def list(
         self, caller: Caller, query: listing.ListQuery, may_see: Callable[[ImageInfo], bool]

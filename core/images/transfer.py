@@ -24,6 +24,7 @@ from sqlalchemy import delete, func, select
 
 from ciaostack.core import errors
 from ciaostack.core.db.models import Image, ImageProperty, utcnow
+from ciaostack.core.images import tasks
 from ciaostack.core.images.data import HASH_ALGO, StoredData, store_data
 from ciaostack.core.images.model import Caller, ImageInfo
 from ciaostack.core.images.service import UNLIMITED, Authorize, Images
@@ -210,6 +211,7 @@ class ImageData:
         uri: str | None,
         stores: list[str],
         authorize: Authorize,
+        request_id: str,
     ) -> None:
         if method not in self.import_methods:
             raise errors.BadRequest(f"Unknown import method name '{method}'.")
@@ -223,8 +225,11 @@ class ImageData:
             authorize("modify_image", self.images.describe(session, caller, row))
             self._check_importable(row, method, uri)
             row.updated_at = utcnow()
+            asked = {"method": {"name": method, **({"uri": uri} if uri else {})}, "stores": stores}
+            task_id = tasks.begin(session, image_id, row.owner, caller, request_id, asked)
             if method == GLANCE_DIRECT:
                 row.status = "active"
+                tasks.finish(session, task_id)
                 return
             if not self._web_slots.acquire(blocking=False):
                 raise errors.Conflict("Too many web-download imports in progress; retry later.")
@@ -237,7 +242,7 @@ class ImageData:
             limit = self._limit(session, row)
         threading.Thread(
             target=self._web_download,
-            args=(image_id, uri, limit),
+            args=(image_id, uri, limit, task_id),
             name=f"web-download-{image_id}",
             daemon=True,
         ).start()
@@ -257,7 +262,8 @@ class ImageData:
         if method == WEB_DOWNLOAD and not (uri and self.allow.allows(uri)):
             raise errors.BadRequest(f"URI for web-download does not pass filtering: {uri}")
 
-    def _web_download(self, image_id: str, uri: str, limit: Limit) -> None:
+    def _web_download(self, image_id: str, uri: str, limit: Limit, task_id: str) -> None:
+        error: str | None = None
         try:
             try:
                 data = store_data(
@@ -265,17 +271,22 @@ class ImageData:
                 )
             except (DownloadFailed, errors.OverLimit) as exc:
                 LOG.warning("image %s: web-download failed: %s", image_id, exc)
+                error = str(exc)
                 self._requeue(image_id, "importing", failed_import=True)
                 return
             try:
                 self._record(image_id, "importing", "active", data)
             except errors.CoreError as exc:
                 LOG.warning("image %s: web-download not kept: %s", image_id, exc.message)
+                error = exc.message
         except Exception:
             LOG.exception("image %s: web-download of %s failed unexpectedly", image_id, uri)
+            error = "The import failed unexpectedly."
             self._requeue(image_id, "importing", failed_import=True)
         finally:
             self._web_slots.release()
+            with self.images.db.session() as session:
+                tasks.finish(session, task_id, error)
 
     # -- download -------------------------------------------------------------------------
 

@@ -7,8 +7,7 @@ credentials; they are made through the identity API as an operator would, one se
 per tempest worker. None of the selected tests needs an administrator.
 
 Every selected test must pass, or skip for one of the reasons listed in
-ALLOWED_SKIPS (tempest names the missing feature in each skip), or be one of
-EXPECTED_FAILURES, which must still fail: when one starts to pass, it moves out.
+ALLOWED_SKIPS (tempest names the missing feature in each skip).
 """
 
 from __future__ import annotations
@@ -116,13 +115,6 @@ ALLOWED_SKIPS: dict[str, dict[str, str]] = {
         "ServersNegativeTestJSON.test_unshelve_": _SHELVE,
     },
 }
-# Tests that fail today for a stated reason, with a text their failure must show.
-EXPECTED_FAILURES = {
-    # The backups themselves pass (ServersAaction247Test.test_create_backup, and the
-    # rotation in tests/functional); this test also waits on each image's import
-    # tasks (GET /v2/images/{id}/tasks, Glance 2.12), which the image API does not serve.
-    "servers.test_server_actions.ServerActionsTestOtherB.test_create_backup": "show_image_tasks",
-}
 _SKIP_PREFIXES = tuple(
     f"{module}.{fragment}" for module, tests in ALLOWED_SKIPS.items() for fragment in tests
 )
@@ -177,12 +169,8 @@ def test_tempest_compute(
     results = workspace.run(REGEX, timeout=1200, workers=WORKERS)
     log = f"(tempest log: {workspace.log_file})"
 
-    expected = {PREFIX + name: text for name, text in EXPECTED_FAILURES.items()}
-    failed = sorted(results.named("fail", "error", "inprogress") - set(expected))
+    failed = sorted(results.named("fail", "error", "inprogress"))
     assert not failed, f"{results.explain(failed)}\n\n{log}"
-    for name, text in expected.items():
-        assert results.status.get(name) == "fail", f"{name} no longer fails: move it out"
-        assert text in results.details[name], results.explain([name])
     # A class that skips in setUpClass leaves its tests listed but not run ("exists").
     skipped = results.named("skip", "exists")
     unexpected = sorted(name for name in skipped if not _allowed(name))

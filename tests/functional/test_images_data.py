@@ -9,6 +9,7 @@ import os
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ import pytest
 import requests
 
 from tests.support.cloud import Cloud, make_cloud
+from tests.support.core import wait_until
+from tests.support.identity import new_member
 
 OCTET = {"Content-Type": "application/octet-stream"}
 MIB = 1 << 20
@@ -258,8 +261,34 @@ def test_stage_then_glance_direct_import(api: Images) -> None:
     assert api.call("GET", f"/images/{iid}/file").content == data
     again = api.call("POST", f"/images/{iid}/import", json={"method": {"name": "glance-direct"}})
     assert again.status_code == 409
+    [task] = tasks_of(api, iid)
+    assert task["type"] == "api_image_import" and task["status"] == "success"
+    assert task["image_id"] == iid and task["result"] == {"image_id": iid}
+    assert task["request_id"] == done.headers["x-openstack-request-id"]
+    assert task["input"]["import_req"]["method"] == {"name": "glance-direct"}
+    assert task["expires_at"] > task["created_at"] and task["message"] == ""
     api.call("DELETE", f"/images/{iid}")
     assert api.store_files(iid) == []
+    assert api.call("GET", f"/images/{iid}/tasks").status_code == 404
+
+
+def tasks_of(api: Images, image_id: str) -> list[dict[str, Any]]:
+    resp = api.call("GET", f"/images/{image_id}/tasks")
+    assert resp.status_code == 200, resp.text
+    return resp.json()["tasks"]
+
+
+def test_an_uploaded_image_has_no_tasks_and_others_private_images_none_to_show(
+    api: Images,
+) -> None:
+    iid = api.create(name="uploaded")
+    assert api.upload(iid, b"data").status_code == 204
+    assert tasks_of(api, iid) == []
+    member = new_member(api.cloud, api.token)
+    hidden = api.cloud.request("GET", f"/image/v2/images/{iid}/tasks", member.token(api.cloud))
+    assert hidden.status_code == 404  # the admin project's private image
+    assert api.call("GET", f"/images/{uuid.uuid4()}/tasks").status_code == 404
+    api.call("DELETE", f"/images/{iid}")
 
 
 def test_web_download_is_off_by_default(api: Images) -> None:
@@ -386,6 +415,11 @@ def test_web_download_from_an_allowed_site(limited: Images, site: str) -> None:
     assert image["size"] == len(_Site.small)
     assert limited.call("GET", f"/images/{iid}/file").content == _Site.small
     assert _import(limited, iid, f"{site}/allowed/small").status_code == 409
+    [task] = tasks_of(limited, iid)
+    assert task["status"] == "success" and task["input"]["import_req"]["method"] == {
+        "name": "web-download",
+        "uri": f"{site}/allowed/small",
+    }
     limited.call("DELETE", f"/images/{iid}")
 
 
@@ -423,4 +457,9 @@ def test_failed_web_download_returns_to_queued(limited: Images, site: str, path:
         time.sleep(0.1)
     assert image["status"] == "queued" and image["os_glance_failed_import"] == "file"
     assert limited.store_files(iid) == []
+    wait_until(
+        lambda: tasks_of(limited, iid)[0]["status"] != "processing", timeout=10, what="the task"
+    )
+    [task] = tasks_of(limited, iid)
+    assert task["status"] == "failure" and task["message"] and task["result"] is None
     limited.call("DELETE", f"/images/{iid}")
