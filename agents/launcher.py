@@ -29,9 +29,11 @@ other operations). A resize, like a START, is checked against the node's
 free capacity in frame order.
 
 Restarts: the state directory (agents/state.py) keeps every instance with its
-START payload and the operation in progress. A restarted launcher reloads it,
-re-attaches through the backend, resumes interrupted creates and deletes, and
-reports everything in its first READY and STATS. Reports that could not be
+START payload, the operation in progress and the commands accepted but not yet
+answered. A restarted launcher reloads it, re-attaches through the backend,
+resumes interrupted creates and deletes, runs the unanswered commands again
+(stop, reboot, rebuild, resize, snapshot...: backend operations are idempotent),
+and reports everything in its first READY and STATS. Reports that could not be
 sent while disconnected (events and failures) are kept and sent after the
 next connect; READY and STATS are rebuilt then anyway.
 """
@@ -52,7 +54,13 @@ from typing import Any
 
 from ciaostack.agents import upload
 from ciaostack.agents.backends import Backend, BackendError, NodeResources
-from ciaostack.agents.state import InstanceRecord, StateStore, Task, is_safe_id
+from ciaostack.agents.state import (
+    InstanceRecord,
+    PendingCommand,
+    StateStore,
+    Task,
+    is_safe_id,
+)
 from ciaostack.core.ssntp import payloads as P
 from ciaostack.core.ssntp.frames import Command, Error, Event, Frame, Role, Status, Type
 from ciaostack.core.ssntp.transport import Client, Connection
@@ -199,26 +207,41 @@ class Launcher:
         self.client: Client | None = None
         self.resources = NodeResources(0, 0, 0)
         self._outbox: collections.deque[Frame] = collections.deque(maxlen=OUTBOX_LIMIT)
+        # The instance operations a command queues, from its message (and, for a resize,
+        # the requirements held before it): run when it arrives, and again after a restart
+        # for a command the launcher had not answered.
+        self._operations: dict[Command, Callable[[Any, P.Requirements | None], Job]] = {
+            Command.STOP: lambda m, _: functools.partial(self._stop, m),
+            Command.RESTART: lambda m, _: functools.partial(self._restart, m),
+            Command.DELETE: lambda m, _: functools.partial(self._delete, m.instance_uuid),
+            Command.ATTACH_VOLUME: lambda m, _: functools.partial(self._attach, m),
+            Command.DETACH_VOLUME: lambda m, _: functools.partial(self._detach, m),
+            Command.REBUILD: lambda m, _: functools.partial(self._rebuild, m),
+            Command.RESIZE: lambda m, held: functools.partial(
+                self._size_change, m, held, revert=False
+            ),
+            Command.REVERT_RESIZE: lambda m, held: functools.partial(
+                self._size_change, m, held, revert=True
+            ),
+            Command.CONFIRM_RESIZE: lambda m, _: functools.partial(
+                self._confirm_resize, m.instance_uuid
+            ),
+            Command.SNAPSHOT: lambda m, _: functools.partial(self._snapshot, m),
+        }
+        for command in POWER_CHANGES:
+            self._operations[command] = functools.partial(self._power_operation, command)
         self._commands: dict[Command, Callable[[Any], Awaitable[None]]] = {
             Command.START: self._on_start,
-            Command.STOP: self._on_stop,
-            Command.RESTART: self._on_restart,
-            Command.DELETE: self._on_delete,
-            Command.ATTACH_VOLUME: self._on_attach,
-            Command.DETACH_VOLUME: self._on_detach,
             Command.EVACUATE: self._on_evacuate,
             Command.RESTORE: self._on_restore,
             Command.CONFIGURE: self._on_configure,
             Command.STATS: self._on_stats,
-            Command.REBUILD: self._on_rebuild,
             Command.RESIZE: functools.partial(self._on_size_change, revert=False),
             Command.REVERT_RESIZE: functools.partial(self._on_size_change, revert=True),
-            Command.CONFIRM_RESIZE: self._on_confirm_resize,
-            Command.SNAPSHOT: self._on_snapshot,
             Command.CONSOLE_OUTPUT: self._on_console_output,
         }
-        for command in POWER_CHANGES:
-            self._commands[command] = functools.partial(self._on_power, command)
+        for command in self._operations:
+            self._commands.setdefault(command, functools.partial(self._on_command, command))
 
     @property
     def uuid(self) -> uuid.UUID:
@@ -233,9 +256,12 @@ class Launcher:
         for instance_uuid, record in records.items():
             self.instances[instance_uuid] = record
             if record.task == Task.DELETING:
+                # Whatever else it was asked is moot once it is gone.
                 LOG.info("instance=%s resuming delete", instance_uuid)
+                record.pending.clear()
                 self.jobs.submit(instance_uuid, functools.partial(self._delete, instance_uuid))
-            elif record.task == Task.CREATING:
+                continue
+            if record.task == Task.CREATING:
                 LOG.info("instance=%s resuming create", instance_uuid)
                 self.jobs.submit(instance_uuid, functools.partial(self._create, record))
             elif instance_uuid in found:
@@ -247,6 +273,7 @@ class Launcher:
                 LOG.warning("instance=%s is gone from the backend: state error", instance_uuid)
                 record.state = P.InstanceState.ERROR
                 self.store.save(record)
+            self._resume_pending(record)
         self.resources = await self.backend.capacity()
 
     async def run(self, client: Client) -> None:
@@ -461,30 +488,61 @@ class Launcher:
             ),
         )
 
-    async def _on_stop(self, message: P.InstanceCommand) -> None:
-        self.jobs.submit(message.instance_uuid, functools.partial(self._stop, message))
+    async def _on_command(self, command: Command, message: Any) -> None:
+        self._accept(command, message)
 
-    async def _on_restart(self, message: P.InstanceCommand) -> None:
-        self.jobs.submit(message.instance_uuid, functools.partial(self._restart, message))
+    def _accept(self, command: Command, message: Any, held: P.Requirements | None = None) -> None:
+        """Queue a command's operation on its instance. Until it is answered the command
+        stays in the instance's state file, so that a launcher killed in the middle runs
+        it again after its restart instead of leaving the controller waiting for an
+        answer that never comes."""
+        instance_uuid = message.instance_uuid
+        record = self.instances.get(instance_uuid)
+        pending = None
+        if record is not None:
+            pending = PendingCommand(
+                id=uuid.uuid4().hex,
+                command=command.name,
+                payload=P.to_dict(message),
+                held=P.to_dict(held) if held is not None else None,
+            )
+            record.pending.append(pending)
+            self.store.save(record)
+        self._queue(instance_uuid, self._operations[command](message, held), pending)
 
-    async def _on_delete(self, message: P.InstanceCommand) -> None:
+    def _queue(self, instance_uuid: str, job: Job, pending: PendingCommand | None) -> None:
         self.jobs.submit(
-            message.instance_uuid, functools.partial(self._delete, message.instance_uuid)
+            instance_uuid, functools.partial(self._answer, instance_uuid, job, pending)
         )
 
-    async def _on_attach(self, message: P.VolumeCommand) -> None:
-        self.jobs.submit(message.instance_uuid, functools.partial(self._attach, message))
+    async def _answer(self, instance_uuid: str, job: Job, pending: PendingCommand | None) -> None:
+        try:
+            await job()
+        finally:
+            record = self.instances.get(instance_uuid)
+            if pending is not None and record is not None and pending in record.pending:
+                record.pending.remove(pending)
+                self.store.save(record)
 
-    async def _on_detach(self, message: P.VolumeCommand) -> None:
-        self.jobs.submit(message.instance_uuid, functools.partial(self._detach, message))
+    def _power_operation(
+        self, command: Command, message: P.InstanceCommand, held: P.Requirements | None
+    ) -> Job:
+        return functools.partial(self._power, command, message.instance_uuid)
 
-    async def _on_power(self, command: Command, message: P.InstanceCommand) -> None:
-        self.jobs.submit(
-            message.instance_uuid, functools.partial(self._power, command, message.instance_uuid)
-        )
-
-    async def _on_rebuild(self, message: P.Rebuild) -> None:
-        self.jobs.submit(message.instance_uuid, functools.partial(self._rebuild, message))
+    def _resume_pending(self, record: InstanceRecord) -> None:
+        """Queue again, in their order, the commands a killed launcher had not answered."""
+        for pending in record.pending:
+            command = Command[pending.command]
+            try:
+                message = P.from_dict(P.MESSAGES[(Type.COMMAND, command)], pending.payload)
+                held = P.from_dict(P.Requirements, pending.held) if pending.held else None
+            except (KeyError, ValueError) as exc:
+                LOG.error(
+                    "instance=%s pending %s dropped: %s", record.instance_uuid, command.name, exc
+                )
+                continue
+            LOG.info("instance=%s resuming %s", record.instance_uuid, command.name)
+            self._queue(record.instance_uuid, self._operations[command](message, held), pending)
 
     async def _on_size_change(self, message: P.Resize, revert: bool) -> None:
         """RESIZE and REVERT_RESIZE: whether the node has room for what the instance grows
@@ -529,16 +587,8 @@ class Launcher:
                 held, mem_mb=wanted.mem_mb, vcpus=wanted.vcpus, disk_mb=wanted.disk_mb
             ),
         )
-        self.store.save(record)
-        self.jobs.submit(instance_uuid, functools.partial(self._size_change, message, held, revert))
-
-    async def _on_confirm_resize(self, message: P.InstanceCommand) -> None:
-        self.jobs.submit(
-            message.instance_uuid, functools.partial(self._confirm_resize, message.instance_uuid)
-        )
-
-    async def _on_snapshot(self, message: P.Snapshot) -> None:
-        self.jobs.submit(message.instance_uuid, functools.partial(self._snapshot, message))
+        # Saved with the new requirements by _accept.
+        self._accept(Command.REVERT_RESIZE if revert else Command.RESIZE, message, held)
 
     async def _on_console_output(self, message: P.ConsoleRequest) -> None:
         # Read-only: on a queue of its own, so that it does not wait behind a snapshot.

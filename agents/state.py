@@ -3,11 +3,12 @@
 The state directory holds `node.json` (the node's UUID, which must survive
 restarts so the scheduler and the controller recognise the node, and whether
 the node is in maintenance) and `instances/<instance>.json`, one small file per
-instance with the START payload it was created from, its last known state and
-the operation in progress. Every file is written atomically (a temporary file,
-then a rename), so a launcher killed at any moment leaves either the old
-version or the new one, never half of one. Files are private (0600): the START
-payload may carry user data with secrets in it.
+instance with the START payload it was created from, its last known state, the
+operation in progress and the commands accepted but not yet answered. Every
+file is written atomically (a temporary file, then a rename), so a launcher
+killed at any moment leaves either the old version or the new one, never half
+of one. Files are private (0600): the START payload may carry user data with
+secrets in it, a SNAPSHOT its upload grant.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ciaostack.core.ssntp import payloads as P
+from ciaostack.core.ssntp.frames import Command
 
 LOG = logging.getLogger("ciaostack.launcher")
 
@@ -67,12 +69,40 @@ class Task:
     DELETING = "deleting"
 
 
+@dataclasses.dataclass(frozen=True)
+class PendingCommand:
+    """A command the launcher accepted and has not answered yet: a launcher killed
+    meanwhile runs it again after its restart (backend operations are idempotent)."""
+
+    id: str
+    command: str  # the Command's name
+    payload: dict[str, Any]
+    # RESIZE and REVERT_RESIZE: the requirements the instance had before, to go back to
+    # if the backend fails (the record holds the new ones from the moment it is accepted).
+    held: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Any) -> PendingCommand:
+        try:
+            pending = cls(**data)
+        except TypeError as exc:
+            raise StateError(f"bad pending command: {exc}") from exc
+        if pending.command not in Command.__members__ or not isinstance(pending.payload, dict):
+            raise StateError(f"bad pending command {pending.command!r}")
+        return pending
+
+
 @dataclasses.dataclass
 class InstanceRecord:
     start: P.Start
     state: P.InstanceState = P.InstanceState.PENDING
     task: str = Task.CREATING
     volumes: list[str] = dataclasses.field(default_factory=list)
+    # Accepted commands not yet answered, in the order they arrived.
+    pending: list[PendingCommand] = dataclasses.field(default_factory=list)
 
     @property
     def instance_uuid(self) -> str:
@@ -85,6 +115,7 @@ class InstanceRecord:
             "state": self.state.value,
             "task": self.task,
             "volumes": list(self.volumes),
+            "pending": [p.to_json() for p in self.pending],
         }
 
     @classmethod
@@ -98,9 +129,18 @@ class InstanceRecord:
             raise StateError(str(exc)) from exc
         task = data.get("task", Task.NONE)
         volumes = data.get("volumes", [])
+        pending = data.get("pending", [])
         if task not in (Task.NONE, Task.CREATING, Task.DELETING) or not isinstance(volumes, list):
             raise StateError("bad task or volumes")
-        return cls(start=start, state=state, task=task, volumes=[str(v) for v in volumes])
+        if not isinstance(pending, list):
+            raise StateError("bad pending commands")
+        return cls(
+            start=start,
+            state=state,
+            task=task,
+            volumes=[str(v) for v in volumes],
+            pending=[PendingCommand.from_json(p) for p in pending],
+        )
 
 
 @dataclasses.dataclass

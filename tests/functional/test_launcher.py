@@ -339,6 +339,46 @@ def test_kill_9_and_restart_reattaches_the_same_instances(cluster: Cluster) -> N
     s.wait("COMMAND/STATS", since, _running("after-restart"))
 
 
+def test_commands_unanswered_at_a_kill_9_run_after_the_restart(cluster: Cluster) -> None:
+    s, node, launcher = cluster.scheduler, cluster.node, cluster.launcher
+    # Slow boots, so that the launcher can be killed in the middle of a rebuild.
+    launcher.kill9()
+    launcher.env["CIAOSTACK_LAUNCHER__FAKE_BOOT_DELAY"] = "2"
+    since = s.mark()
+    launcher.start()
+    s.wait("STATUS/READY", since, timeout=20)
+    since = s.command(node, F.Command.START, _start("slow-1"))
+    s.wait("COMMAND/STATS", since, _running("slow-1"), timeout=20)
+
+    s.command(node, F.Command.REBUILD, P.Rebuild(instance_uuid="slow-1", image_uuid="image-2"))
+    s.command(node, F.Command.STOP, P.InstanceCommand(instance_uuid="slow-1"))
+    state_file = launcher.home / "state" / "instances" / "slow-1.json"
+
+    def pending() -> list[str]:
+        return [p["command"] for p in json.loads(state_file.read_text())["pending"]]
+
+    deadline = time.monotonic() + 10
+    while pending() != ["REBUILD", "STOP"] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert pending() == ["REBUILD", "STOP"]
+    launcher.kill9()
+    assert launcher.fake_instance("slow-1")["image"] == "image-1"  # killed mid-rebuild
+
+    launcher.env["CIAOSTACK_LAUNCHER__FAKE_BOOT_DELAY"] = "0.2"
+    since = s.mark()
+    launcher.start()
+    rebuilt = s.wait("EVENT/INSTANCE_REBUILT", since, timeout=20)
+    assert rebuilt.message.instance_uuid == "slow-1"
+    s.wait("EVENT/INSTANCE_STOPPED", since, lambda m: m.instance_uuid == "slow-1")
+    world = launcher.fake_instance("slow-1")
+    assert (world["image"], world["state"]) == ("image-2", "stopped")
+    wait_for = time.monotonic() + 5
+    while pending() and time.monotonic() < wait_for:
+        time.sleep(0.05)
+    assert pending() == []
+    assert "instance=slow-1 resuming REBUILD" in launcher.log.read_text()
+
+
 def test_log_has_lifecycle_lines_and_no_secrets(cluster: Cluster) -> None:
     assert cluster.launcher.stop() == 0
     log = cluster.launcher.log.read_text()
