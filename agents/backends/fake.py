@@ -4,11 +4,11 @@ Its "hypervisor" is a directory (`<state dir>/fake`) with one JSON file per
 instance, so fake instances outlive the launcher process exactly as real
 domains do, and a restarted launcher re-attaches to them. Booting takes a
 configurable delay. Failures can be random (a rate) or asked for: an
-instance whose START metadata has `fake_fail` set to a comma-separated list
-of operations (launch, image, network, start, stop, reboot, delete, attach,
-detach, pause, unpause, suspend, resume, rebuild, resize, confirm_resize,
-revert_resize, snapshot, console) fails those operations, which makes every
-failure path testable.
+instance whose START metadata (or, once rebuilt, its REBUILD metadata) has
+`fake_fail` set to a comma-separated list of operations (launch, image,
+network, start, stop, reboot, delete, attach, detach, pause, unpause, suspend,
+resume, rebuild, resize, confirm_resize, revert_resize, snapshot, console) fails
+those operations, which makes every failure path testable.
 
 A snapshot is a small deterministic raw disk (the same instance and image
 always give the same bytes); the console log is a guest's boot messages, once
@@ -107,8 +107,7 @@ class FakeBackend(Backend):
             if existing["state"] != InstanceState.RUNNING:
                 await self.start(start.instance_uuid)
             return
-        raw = start.metadata.get("fake_fail", "")
-        fail = {part.strip() for part in str(raw).split(",") if part.strip()}
+        fail = _failures(start)
         await asyncio.sleep(self.boot_delay)
         for operation, error in _CREATE_FAILURES.items():
             if operation in fail:
@@ -206,6 +205,8 @@ class FakeBackend(Backend):
         if record is None:
             await self.create(start)
             return
+        # The failures asked for follow the metadata the rebuild carries.
+        record["fail"] = sorted(_failures(start))
         self._maybe_fail(record, "rebuild")
         await self._boot(record)
         record["image"] = start.image_uuid
@@ -294,6 +295,11 @@ class FakeBackend(Backend):
         return NodeResources(
             self.resources.mem_mb, self.resources.disk_mb, self.resources.vcpus, round(load, 2)
         )
+
+
+def _failures(start: Start) -> set[str]:
+    raw = start.metadata.get("fake_fail", "")
+    return {part.strip() for part in str(raw).split(",") if part.strip()}
 
 
 def _console_log(instance_uuid: str, record: dict[str, Any]) -> list[str]:

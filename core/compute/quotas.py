@@ -17,7 +17,6 @@ from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.orm import Session
 
 from ciaostack.core import errors, quota
-from ciaostack.core.controller import states
 from ciaostack.core.db.models import Instance, QuotaClassLimit, QuotaLimit, ServerGroup
 
 UNLIMITED = -1
@@ -92,7 +91,6 @@ def usage_for(session: Session, project_id: str, user_id: str | None = None) -> 
             Instance.project_id == project_id,
             Instance.user_id == user_id,
             Instance.deleted.is_(False),
-            Instance.vm_state != states.ERROR,
         )
     ).one()
     groups = session.scalar(

@@ -69,11 +69,6 @@ def excess(flavor: Mapping[str, Any], than: Mapping[str, Any]) -> dict[str, int]
     }
 
 
-def counts_toward_quota(instance: Instance) -> bool:
-    """Deleted instances and those that ended in error hold no quota."""
-    return not instance.deleted and instance.vm_state != states.ERROR
-
-
 def wake_controllers(session: Session) -> None:
     """PostgreSQL: wake the controllers when this transaction commits."""
     if session.get_bind().dialect.name == "postgresql":
@@ -184,7 +179,8 @@ def _command(instance: Instance, **extra: str) -> dict[str, Any]:
 def delete_instance(session: Session, instance: Instance) -> None:
     """Gone for the API at once; the node is told, and reports confirm or retry it."""
     states.check("delete", instance.vm_state, None)
-    if counts_toward_quota(instance):
+    # As in Nova, a server holds its quota until it is deleted, in error or not.
+    if not instance.deleted:
         quota.release(session, instance.project_id, quota_deltas(instance))
     instance.deleted = True
     instance.task_state = states.DELETING
@@ -278,6 +274,9 @@ def rebuild_instance(
     """The node recreates the workload from `image_id`; the instance keeps its id,
     node, addresses and flavor, and the START it is re-created from follows."""
     states.check("rebuild", instance.vm_state, instance.task_state, instance.id)
+    if instance.node_uuid is None:
+        # In error without ever having run anywhere: no node to rebuild it (Nova's 409).
+        raise errors.Conflict(f"Instance {instance.id} is not ready")
     instance.image_id = image_id
     instance.name = name
     if instance.start_payload:

@@ -21,11 +21,9 @@ from sqlalchemy.orm import Session
 from ciaostack.core import quota
 from ciaostack.core.controller import states
 from ciaostack.core.controller.operations import (
-    counts_toward_quota,
     current_flavor,
     enqueue,
     excess,
-    quota_deltas,
     set_flavor,
 )
 from ciaostack.core.db.models import ComputeNode, ConsoleReply, Instance, InstanceAction, utcnow
@@ -56,8 +54,8 @@ def fault(message: str, code: int = 500) -> dict[str, Any]:
 
 
 def set_error(session: Session, instance: Instance, message: str) -> None:
-    if counts_toward_quota(instance):
-        quota.release(session, instance.project_id, quota_deltas(instance))
+    """The instance keeps its quota (Nova's rule: until it is deleted), so that a
+    reboot or rebuild can bring it back without asking for it again."""
     instance.vm_state = states.ERROR
     instance.task_state = None
     instance.fault = fault(message)
@@ -200,8 +198,8 @@ def stats(session: Session, report: P.Stats) -> list[str]:
         instance.node_lost = False
         # As Nova, a server is in its node's zone once placed (asked for one or not).
         instance.availability_zone = instance.availability_zone or report.availability_zone
-        if instance.vm_state == states.ERROR:
-            continue
+        if instance.vm_state == states.ERROR and instance.task_state is None:
+            continue  # only a reboot or stop asked of it may bring it back
         _settle(instance, stat)
     return strays
 
@@ -238,7 +236,7 @@ def _unsettled(session: Session, report: P.Stats) -> set[str]:
         if row is None:
             continue
         probe = types.SimpleNamespace(**{f: getattr(row, f) for f in _SETTLE_FIELDS})
-        if row.vm_state != states.ERROR:
+        if row.vm_state != states.ERROR or row.task_state is not None:
             _settle(probe, stat)  # type: ignore[arg-type] - reads and sets only these fields
         if (
             row.deleted
@@ -370,6 +368,10 @@ def instance_rebuilt(session: Session, event: P.InstanceEvent) -> None:
     instance = _live(session, event.instance_uuid, states.COMMAND_TASKS["REBUILD"])
     if instance is not None:
         instance.task_state = None
+        if instance.vm_state == states.ERROR:
+            # Built afresh: a server rebuilt from error runs (a stopped one stays stopped).
+            instance.vm_state = states.ACTIVE
+            instance.power_state = states.Power.RUNNING
 
 
 def instance_resized(session: Session, event: P.InstanceEvent) -> None:

@@ -59,7 +59,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "unpause": frozenset({PAUSED}),
     "suspend": frozenset({ACTIVE}),
     "resume": frozenset({SUSPENDED}),
-    "rebuild": frozenset({ACTIVE, STOPPED}),
+    "rebuild": frozenset({ACTIVE, STOPPED, ERROR}),
     "resize": frozenset({ACTIVE, STOPPED}),
     "confirmResize": frozenset({RESIZED}),
     "revertResize": frozenset({RESIZED}),

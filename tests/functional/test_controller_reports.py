@@ -81,6 +81,20 @@ def _apply(db: Database, work: Callable[..., None], *args: Any) -> None:
         work(session, *args)
 
 
+def _stats(instance: Instance, state: P.InstanceState) -> P.Stats:
+    return P.Stats(
+        str(instance.node_uuid),
+        P.NodeStatus.READY,
+        4096,
+        4096,
+        10000,
+        10000,
+        4,
+        4,
+        instances=[P.InstanceStat(instance_uuid=instance.id, state=state)],
+    )
+
+
 def test_a_resize_failure_twice_releases_its_quota_once(db: Database) -> None:
     instance = _instance(db, task_state=states.RESIZE_PREP, new_flavor=LARGE)
     failure = P.InstanceFailure(instance.id, P.StartFailureReason.FULL_CN.value, "full")
@@ -90,13 +104,48 @@ def test_a_resize_failure_twice_releases_its_quota_once(db: Database) -> None:
     assert _state(db, instance.id) == (states.ACTIVE, None)
 
 
-def test_a_rebuild_failure_twice_releases_the_quota_once(db: Database) -> None:
+def test_a_failed_rebuild_leaves_the_server_in_error_holding_its_quota(db: Database) -> None:
+    """As in Nova, a server in error counts against the quota until it is deleted; a
+    rebuild then brings it back without asking for quota again."""
     instance = _instance(db, task_state=states.REBUILDING)
     failure = P.InstanceFailure(instance.id, "rebuild_failure", "disk gone")
     for _ in range(2):
         _apply(db, reports.instance_failure, failure, "REBUILD")
-    assert _usage(db, instance.project_id) == {"instances": 0, "cores": 0, "ram": 0}
+    held = {"instances": 1, "cores": 1, "ram": 512}
+    assert _usage(db, instance.project_id) == held
     assert _state(db, instance.id) == (states.ERROR, None)
+    with db.session() as session:
+        found = session.get(Instance, instance.id)
+        assert found is not None
+        operations.rebuild_instance(session, found, "image-2", "again", {}, "")
+    _apply(db, reports.instance_rebuilt, P.InstanceEvent(instance.id))
+    assert _state(db, instance.id) == (states.ACTIVE, None)
+    assert _usage(db, instance.project_id) == held
+    with db.session() as session:
+        found = session.get(Instance, instance.id)
+        assert found is not None
+        operations.delete_instance(session, found)
+    assert _usage(db, instance.project_id) == {"instances": 0, "cores": 0, "ram": 0}
+
+
+def test_a_server_in_error_changes_only_by_what_is_asked_of_it(db: Database) -> None:
+    """Reports leave a server in error alone, until a hard reboot asked of it ends with
+    the node reporting it running."""
+    instance = _instance(db, vm_state=states.ERROR, power_state=states.Power.CRASHED)
+    _apply(db, reports.stats, _stats(instance, P.InstanceState.RUNNING))
+    assert _state(db, instance.id) == (states.ERROR, None)
+    with db.session() as session:
+        found = session.get(Instance, instance.id)
+        assert found is not None
+        operations.reboot_instance(session, found, hard=True)
+    _apply(db, reports.stats, _stats(instance, P.InstanceState.RUNNING))
+    assert _state(db, instance.id) == (states.ACTIVE, None)
+
+
+def test_a_server_that_never_ran_cannot_be_rebuilt(db: Database) -> None:
+    instance = _instance(db, vm_state=states.ERROR, node_uuid=None)
+    with db.session() as session, pytest.raises(errors.Conflict, match="is not ready"):
+        operations.rebuild_instance(session, session.get(Instance, instance.id), "i", "n", {}, "")
 
 
 def test_two_controllers_applying_one_resize_failure_at_once(db: Database) -> None:
@@ -144,20 +193,8 @@ def test_stats_never_end_a_task_only_its_event_ends(db: Database, task: str) -> 
         extra = {"old_flavor": SMALL, "vm_state": states.RESIZED}
     instance = _instance(db, task_state=task, **extra)
     vm_state = _state(db, instance.id)[0]
-    node = str(instance.node_uuid)
     for state in (P.InstanceState.STOPPED, P.InstanceState.RUNNING, P.InstanceState.EXITED):
-        stats = P.Stats(
-            node,
-            P.NodeStatus.READY,
-            4096,
-            4096,
-            10000,
-            10000,
-            4,
-            4,
-            instances=[P.InstanceStat(instance_uuid=instance.id, state=state)],
-        )
-        _apply(db, reports.stats, stats)
+        _apply(db, reports.stats, _stats(instance, state))
         _apply(db, reports.instance_stopped, P.InstanceEvent(instance.id))
         assert _state(db, instance.id) == (vm_state, task)
     if task == states.RESIZE_PREP:

@@ -279,7 +279,7 @@ def test_instance_actions(world: World) -> None:
     assert early.status_code == 404
 
 
-def test_failed_build_shows_a_fault_and_frees_the_quota(world: World) -> None:
+def test_failed_build_shows_a_fault_and_holds_the_quota_until_deleted(world: World) -> None:
     client = world.member("2.51")
     created = client.create(
         imageRef=world.image["id"],
@@ -298,8 +298,9 @@ def test_failed_build_shows_a_fault_and_frees_the_quota(world: World) -> None:
     refused = client.call("POST", f"/servers/{server_id}/metadata", json={"metadata": {"a": "b"}})
     assert "vm_state error" in conflict(refused)
     assert "vm_state error" in conflict(client.call("PUT", f"/servers/{server_id}/tags/t"))
+    # As in Nova, it counts against the quota until deleted.
     limits = client.call("GET", "/limits").json()["limits"]["absolute"]
-    assert limits["totalInstancesUsed"] == 0
+    assert limits["totalInstancesUsed"] == 1
     actions = client.call("GET", f"/servers/{server_id}/os-instance-actions").json()
     [create] = actions["instanceActions"]
     deadline = time.monotonic() + 10
@@ -311,3 +312,5 @@ def test_failed_build_shows_a_fault_and_frees_the_quota(world: World) -> None:
     assert event["result"] == "Error"
     assert client.call("DELETE", f"/servers/{server_id}").status_code == 204
     client.wait_gone(server_id)
+    limits = client.call("GET", "/limits").json()["limits"]["absolute"]
+    assert limits["totalInstancesUsed"] == 0

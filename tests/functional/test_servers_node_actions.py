@@ -276,6 +276,50 @@ def test_rebuild_refusals(world: World) -> None:
     assert "REBUILD failed" in errored["fault"]["message"]
 
 
+def test_a_server_in_error_holds_its_quota_and_can_be_brought_back(world: World) -> None:
+    """As in Nova: a server in error counts against the quota until it is deleted, a
+    rebuild or a hard reboot brings it back to ACTIVE, and one that never ran on any
+    node cannot be rebuilt (409)."""
+    client = world.member()
+
+    def settled(server_id: str) -> dict[str, Any]:
+        # ComputeClient.wait gives up on ERROR, which is where these servers start from.
+        wait_until(lambda: client.show(server_id)["OS-EXT-STS:task_state"] is None)
+        return client.show(server_id)
+
+    def fail_rebuild(server_id: str) -> None:
+        body = {"rebuild": {"imageRef": world.image["id"], "metadata": {"fake_fail": "rebuild"}}}
+        assert client.action(server_id, body).status_code == 202
+        client.wait(server_id, "ERROR")
+
+    server_id = world.boot(client)
+    fail_rebuild(server_id)
+    assert used(client) == {"cores": 1, "ram": 128}
+    other_image = upload_image(world.cloud, world.admin.token, visibility="public")
+    back = {"rebuild": {"imageRef": other_image["id"], "metadata": {}}}
+    assert client.action(server_id, back).status_code == 202
+    rebuilt = settled(server_id)
+    assert rebuilt["status"] == "ACTIVE", rebuilt
+    assert rebuilt["image"]["id"] == other_image["id"] and "fault" not in rebuilt
+    assert used(client) == {"cores": 1, "ram": 128}
+
+    fail_rebuild(server_id)
+    assert client.action(server_id, {"reboot": {"type": "HARD"}}).status_code == 202
+    rebooted = settled(server_id)
+    assert (rebooted["status"], rebooted["OS-EXT-STS:power_state"]) == ("ACTIVE", 1), rebooted
+
+    never_ran = client.create(
+        imageRef=world.image["id"], flavorRef=TINY, metadata={"fake_fail": "launch"}
+    )["server"]["id"]
+    client.wait(never_ran, "ERROR", timeout=60)
+    assert used(client) == {"cores": 2, "ram": 256}
+    refused = client.action(never_ran, {"rebuild": {"imageRef": world.image["id"]}})
+    assert f"Instance {never_ran} is not ready" in conflict(refused)
+    for doomed in (server_id, never_ran):
+        assert client.call("DELETE", f"/servers/{doomed}").status_code == 204
+    assert used(client) == {"cores": 0, "ram": 0}
+
+
 def test_resize_confirm_and_revert(world: World) -> None:
     client = world.member("2.47")
     server_id = world.boot(client)

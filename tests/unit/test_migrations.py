@@ -18,11 +18,11 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select
 
 from ciaostack.core.db.migrate import alembic_config, upgrade
-from ciaostack.core.db.models import Base
-from ciaostack.core.db.session import make_engine
+from ciaostack.core.db.models import Base, Instance, QuotaUsage
+from ciaostack.core.db.session import Database, make_engine
 
 VERSION_TABLE = "alembic_version"
 
@@ -90,3 +90,41 @@ def test_downgrade_to_base_and_upgrade_again(empty_database: str) -> None:
     assert table_names(empty_database) <= {VERSION_TABLE}
     upgrade(empty_database)
     assert_schema_matches_models(empty_database)
+
+
+def test_servers_in_error_take_their_quota_back(empty_database: str) -> None:
+    """0011: servers already in error had released their quota; the counters take it
+    again (and give it back on downgrade), so deleting them later leaves them right."""
+    cfg = alembic_config(empty_database)
+    command.upgrade(cfg, "0010")
+    db = Database(empty_database)
+    try:
+        with db.session() as session:
+            for vm_state, deleted in (("active", False), ("error", False), ("error", True)):
+                session.add(
+                    Instance(
+                        id=str(uuid.uuid4()),
+                        project_id="p1",
+                        user_id="u1",
+                        mem_mb=512,
+                        vcpus=2,
+                        vm_state=vm_state,
+                        deleted=deleted,
+                    )
+                )
+            # What the counters said before: the active server only.
+            session.add_all(
+                QuotaUsage(project_id="p1", resource=r, in_use=n)
+                for r, n in (("instances", 1), ("cores", 2), ("ram", 512), ("key_pairs", 3))
+            )
+
+        def counters() -> dict[str, int]:
+            with db.session(readonly=True) as session:
+                return {u.resource: u.in_use for u in session.scalars(select(QuotaUsage))}
+
+        upgrade(empty_database)
+        assert counters() == {"instances": 2, "cores": 4, "ram": 1024, "key_pairs": 3}
+        command.downgrade(cfg, "0010")
+        assert counters() == {"instances": 1, "cores": 2, "ram": 512, "key_pairs": 3}
+    finally:
+        db.dispose()
