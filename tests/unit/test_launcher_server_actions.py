@@ -116,7 +116,9 @@ def test_rebuild_keeps_a_stopped_instance_stopped(tmp_path: Path) -> None:
         fake = launcher.backend._instances["a"]  # type: ignore[attr-defined]
         assert (fake["image"], fake["boots"], fake["state"]) == ("image-2", 2, "stopped")
         await _feed(launcher, Command.START, _start("b", fake_fail="rebuild"))
-        await _feed(launcher, Command.REBUILD, P.Rebuild("b", "image-2"))
+        # The fake fails what the metadata the REBUILD carries asks it to.
+        failing = P.Rebuild("b", "image-2", metadata={"fake_fail": "rebuild"})
+        await _feed(launcher, Command.REBUILD, failing)
         await launcher.jobs.idle()
         assert client.of(Type.ERROR, Error.REBUILD_FAILURE)[0].instance_uuid == "b"
         assert _states(client)["b"] == P.InstanceState.ERROR

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ciaostack.agents.state import InstanceRecord, StateError, StateStore, Task
+from ciaostack.agents.state import InstanceRecord, PendingCommand, StateError, StateStore, Task
 from ciaostack.core.ssntp import payloads as P
 
 
@@ -72,6 +72,24 @@ def test_broken_and_leftover_files_are_skipped(tmp_path: Path) -> None:
     assert list(store.load_instances()) == ["good"]
     assert not (d / ".good.json.tmp").exists()
     assert (d / "bad.json").exists()  # left for an operator to look at
+
+
+def test_pending_commands_round_trip_and_bad_ones_are_refused(tmp_path: Path) -> None:
+    store = StateStore(tmp_path)
+    resize = P.Resize("inst-1", P.Requirements(1024, 2, 2048), P.Requirements(512, 1, 1024))
+    pending = [
+        PendingCommand("p1", "STOP", P.to_dict(P.InstanceCommand(instance_uuid="inst-1"))),
+        PendingCommand("p2", "RESIZE", P.to_dict(resize), held=P.to_dict(resize.current)),
+    ]
+    record = InstanceRecord(start=_start(), pending=pending)
+    store.save(record)
+    assert StateStore(tmp_path).load_instances()["inst-1"].pending == pending
+    path = tmp_path / "instances" / "inst-1.json"
+    for bad in ([{"id": "p", "command": "SELF_DESTRUCT", "payload": {}}], [{"id": "p"}], {}):
+        data = json.loads(path.read_text())
+        data["pending"] = bad
+        with pytest.raises(StateError):
+            InstanceRecord.from_json(data)
 
 
 def test_unsafe_instance_ids_never_become_paths(tmp_path: Path) -> None:
