@@ -110,13 +110,27 @@ class Database:
     def _unit(self, readonly: bool) -> Iterator[Session]:
         with self._factory() as session:
             # Procuring the connection begins the transaction with these options.
-            session.connection(execution_options={"readonly": readonly})
+            session.connection(execution_options=self._options(readonly))
             try:
                 yield session
                 session.commit()
             except BaseException:
                 session.rollback()
                 raise
+
+    def _options(self, readonly: bool) -> dict[str, object]:
+        """A read on PostgreSQL sees one snapshot: under READ COMMITTED each statement
+        sees its own, so a row and its children read by two statements could come
+        from either side of another transaction's commit (an image still importing
+        with the property its failed import set). Read-only REPEATABLE READ never
+        fails to serialize; SQLite's deferred BEGIN already reads from one snapshot."""
+        if readonly and not self.is_sqlite:
+            return {
+                "readonly": True,
+                "isolation_level": "REPEATABLE READ",
+                "postgresql_readonly": True,
+            }
+        return {"readonly": readonly}
 
     def dispose(self) -> None:
         self.engine.dispose()
