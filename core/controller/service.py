@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import itertools
 import logging
 import os
 import random
@@ -96,6 +97,12 @@ _NODE_REPORTS = {
     (Type.EVENT, Event.NODE_DISCONNECTED),
 }
 LEASE = dt.timedelta(seconds=10)
+
+
+def _is_stats(report: tuple[Frame, Any]) -> bool:
+    return (report[0].type, report[0].operand) == (Type.COMMAND, Command.STATS)
+
+
 # Console replies nobody waits for any more (the API request timed out) are dropped then.
 CONSOLE_REPLY_TTL = dt.timedelta(minutes=2)
 
@@ -302,43 +309,51 @@ class Controller:
             reports.load_nodes(
                 session, {m.node_uuid for f, m in batch if (f.type, f.operand) in _NODE_REPORTS}
             )
-            for frame, message in batch:
-                key = (frame.type, frame.operand)
-                if key == (Type.COMMAND, Command.STATS):
-                    strays += [(message.node_uuid, i) for i in reports.stats(session, message)]
-                elif key == (Type.EVENT, Event.INSTANCE_DELETED):
-                    reports.instance_deleted(session, message)
-                elif key == (Type.EVENT, Event.INSTANCE_STOPPED):
-                    reports.instance_stopped(session, message)
-                elif key == (Type.EVENT, Event.NODE_CONNECTED):
-                    reports.node_connected(session, message)
-                elif key == (Type.EVENT, Event.NODE_DISCONNECTED):
-                    reports.node_disconnected(session, message)
-                elif frame.type == Type.EVENT and frame.operand in ACTION_EVENTS:
-                    ACTION_EVENTS[frame.operand](session, message)
-                elif key == (Type.EVENT, Event.CONSOLE_OUTPUT):
-                    reports.console_reply(
-                        session, message.request_id, message.instance_uuid, output=message.output
-                    )
-                elif key == (Type.ERROR, Error.CONSOLE_OUTPUT_FAILURE):
-                    reports.console_reply(
-                        session, message.request_id, message.instance_uuid, error=message.reason
-                    )
-                elif key == (Type.ERROR, Error.RESIZE_FAILURE):
-                    reports.resize_failed(session, message)
-                elif key == (Type.ERROR, Error.SNAPSHOT_FAILURE):
-                    reports.snapshot_failed(session, message)
-                elif key == (Type.ERROR, Error.START_FAILURE):
-                    wake |= reports.start_failed(session, message, self.max_attempts)
-                elif frame.type == Type.ERROR and frame.operand in FAILURE_COMMAND:
-                    reports.instance_failure(session, message, FAILURE_COMMAND[frame.operand])
-                elif frame.type == Type.STATUS and frame.operand in NODE_STATUS:
-                    if message.node_uuid:
-                        reports.node_status(session, message.node_uuid, NODE_STATUS[frame.operand])
-                else:
-                    LOG.debug("controller ignores %s", frame.name)
-                session.flush()
+            # In order; consecutive STATS are applied together (see reports.stats).
+            for is_stats, group in itertools.groupby(batch, key=_is_stats):
+                if is_stats:
+                    strays += reports.stats(session, [message for _, message in group])
+                    continue
+                for frame, message in group:
+                    wake |= self._apply_report(session, frame, message)
+                    session.flush()
         return strays, wake
+
+    def _apply_report(self, session: Session, frame: Frame, message: Any) -> bool:
+        """One report other than STATS; True when it queued a command to send."""
+        key = (frame.type, frame.operand)
+        if key == (Type.EVENT, Event.INSTANCE_DELETED):
+            reports.instance_deleted(session, message)
+        elif key == (Type.EVENT, Event.INSTANCE_STOPPED):
+            reports.instance_stopped(session, message)
+        elif key == (Type.EVENT, Event.NODE_CONNECTED):
+            reports.node_connected(session, message)
+        elif key == (Type.EVENT, Event.NODE_DISCONNECTED):
+            reports.node_disconnected(session, message)
+        elif frame.type == Type.EVENT and frame.operand in ACTION_EVENTS:
+            ACTION_EVENTS[frame.operand](session, message)
+        elif key == (Type.EVENT, Event.CONSOLE_OUTPUT):
+            reports.console_reply(
+                session, message.request_id, message.instance_uuid, output=message.output
+            )
+        elif key == (Type.ERROR, Error.CONSOLE_OUTPUT_FAILURE):
+            reports.console_reply(
+                session, message.request_id, message.instance_uuid, error=message.reason
+            )
+        elif key == (Type.ERROR, Error.RESIZE_FAILURE):
+            reports.resize_failed(session, message)
+        elif key == (Type.ERROR, Error.SNAPSHOT_FAILURE):
+            reports.snapshot_failed(session, message)
+        elif key == (Type.ERROR, Error.START_FAILURE):
+            return reports.start_failed(session, message, self.max_attempts)
+        elif frame.type == Type.ERROR and frame.operand in FAILURE_COMMAND:
+            reports.instance_failure(session, message, FAILURE_COMMAND[frame.operand])
+        elif frame.type == Type.STATUS and frame.operand in NODE_STATUS:
+            if message.node_uuid:
+                reports.node_status(session, message.node_uuid, NODE_STATUS[frame.operand])
+        else:
+            LOG.debug("controller ignores %s", frame.name)
+        return False
 
     # -- reconciliation -------------------------------------------------------------------
 

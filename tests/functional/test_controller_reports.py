@@ -128,17 +128,37 @@ def test_a_failed_rebuild_leaves_the_server_in_error_holding_its_quota(db: Datab
     assert _usage(db, instance.project_id) == {"instances": 0, "cores": 0, "ram": 0}
 
 
+def test_a_batch_of_reports_is_applied_in_order(db: Database) -> None:
+    """Reports applied together end as if applied one by one: a node that reported its
+    server running and then stopped leaves it stopped, and a stray (an instance this
+    datastore deleted) is named with the node that runs it."""
+    server = _instance(db, vm_state=states.STOPPED, power_state=states.Power.SHUTDOWN)
+    building = _instance(db, vm_state=states.BUILDING, power_state=states.Power.NOSTATE)
+    gone = _instance(db, deleted=True, vm_state=states.DELETED)
+    batch = [
+        _stats(server, P.InstanceState.RUNNING),
+        _stats(building, P.InstanceState.RUNNING),
+        _stats(gone, P.InstanceState.RUNNING),
+        _stats(server, P.InstanceState.STOPPED),
+    ]
+    with db.session() as session:
+        strays = reports.stats(session, batch)
+    assert strays == [(gone.node_uuid, gone.id)]
+    assert _state(db, server.id) == (states.STOPPED, None)
+    assert _state(db, building.id) == (states.ACTIVE, None)
+
+
 def test_a_server_in_error_changes_only_by_what_is_asked_of_it(db: Database) -> None:
     """Reports leave a server in error alone, until a hard reboot asked of it ends with
     the node reporting it running."""
     instance = _instance(db, vm_state=states.ERROR, power_state=states.Power.CRASHED)
-    _apply(db, reports.stats, _stats(instance, P.InstanceState.RUNNING))
+    _apply(db, reports.stats, [_stats(instance, P.InstanceState.RUNNING)])
     assert _state(db, instance.id) == (states.ERROR, None)
     with db.session() as session:
         found = session.get(Instance, instance.id)
         assert found is not None
         operations.reboot_instance(session, found, hard=True)
-    _apply(db, reports.stats, _stats(instance, P.InstanceState.RUNNING))
+    _apply(db, reports.stats, [_stats(instance, P.InstanceState.RUNNING)])
     assert _state(db, instance.id) == (states.ACTIVE, None)
 
 
@@ -194,7 +214,7 @@ def test_stats_never_end_a_task_only_its_event_ends(db: Database, task: str) -> 
     instance = _instance(db, task_state=task, **extra)
     vm_state = _state(db, instance.id)[0]
     for state in (P.InstanceState.STOPPED, P.InstanceState.RUNNING, P.InstanceState.EXITED):
-        _apply(db, reports.stats, _stats(instance, state))
+        _apply(db, reports.stats, [_stats(instance, state)])
         _apply(db, reports.instance_stopped, P.InstanceEvent(instance.id))
         assert _state(db, instance.id) == (vm_state, task)
     if task == states.RESIZE_PREP:
