@@ -100,6 +100,9 @@ class BootChecks:
     extra_specs: dict[str, str]
     key: KeyPair | None
     node_id: str
+    # The networks asked for, with their fixed addresses; None for the project's own
+    # network when it is yet to be made (by the write transaction).
+    networks: list[tuple[Network | None, str | None]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -228,7 +231,8 @@ class Servers:
         if zone and not nodes.zones(session).get(zone):
             raise errors.BadRequest("The requested availability zone is not available")
         node_id = self._node(session, request.host) if request.host else ""
-        return BootChecks(limits, flavor, extra_specs, key, node_id)
+        networks = self._networks(session, caller, request.networks)
+        return BootChecks(limits, flavor, extra_specs, key, node_id, networks)
 
     def create(
         self,
@@ -253,7 +257,10 @@ class Servers:
                 "max_count cannot be greater than 1 if a fixed_ip is specified."
             )
         count = self._count(session, project_id, flavor, request, limits)
-        networks = self._networks(session, caller, request.networks)
+        networks = [
+            (network or self.ipam.project_network(session, project_id), fixed_ip)
+            for network, fixed_ip in checks.networks
+        ]
         reservation_id = new_reservation_id()
         snapshot = flavor_snapshot(flavor, checks.extra_specs)
         created: list[Instance] = []
@@ -396,17 +403,17 @@ class Servers:
         session: Session,
         caller: AuthContext,
         requested: tuple[NetworkRequest, ...] | None,
-    ) -> list[tuple[Network, str | None]]:
+    ) -> list[tuple[Network | None, str | None]]:
         project_id = caller.project_id or ""
         if requested is None:
-            return [(self.ipam.project_network(session, project_id), None)]
+            return [(self.ipam.find_project_network(session, project_id), None)]
         if len(requested) > 1:
             raise errors.BadRequest("A server can have one network interface here.")
         return [
             (
                 self.ipam.network_for(session, project_id, item.network_id, caller.is_admin)
                 if item.network_id
-                else self.ipam.project_network(session, project_id),
+                else self.ipam.find_project_network(session, project_id),
                 item.fixed_ip,
             )
             for item in requested

@@ -17,7 +17,7 @@ import dataclasses
 import uuid
 from collections.abc import Iterable
 
-from sqlalchemy import Select, Table, bindparam, func, insert, select, update
+from sqlalchemy import Select, Table, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -62,15 +62,33 @@ def _roomy(subnets: Table) -> Select:
 
 _ROOMY = _roomy(_SUBNETS)
 # The room is checked again on the row itself: under PostgreSQL's READ COMMITTED a
-# concurrent claim may have filled it between the subquery and the row lock.
+# concurrent claim may have filled it between the subquery and the row lock. The
+# cursor moves on to the next offset at once, round to the first after the last (the
+# usable offsets are pool.first_offset() to capacity + 1): that address is nearly
+# always free, and then the claim is this statement and one lookup.
 _TAKE_FIRST = (
     update(_SUBNETS)
     .where(
         _SUBNETS.c.id == _roomy(_SUBNETS.alias("roomy")).scalar_subquery(),
         _SUBNETS.c.used < _SUBNETS.c.capacity,
     )
-    .values(used=_SUBNETS.c.used + 1)
+    .values(
+        used=_SUBNETS.c.used + 1,
+        cursor=case(
+            (
+                or_(
+                    _SUBNETS.c.cursor < pool.first_offset() - 1,
+                    _SUBNETS.c.cursor >= _SUBNETS.c.capacity + 1,
+                ),
+                pool.first_offset(),
+            ),
+            else_=_SUBNETS.c.cursor + 1,
+        ),
+    )
     .returning(_SUBNETS.c.id, _SUBNETS.c.cidr, _SUBNETS.c.gateway_ip, _SUBNETS.c.cursor)
+)
+_IS_HELD = select(_ALLOCATIONS.c.ip_address).where(
+    _ALLOCATIONS.c.subnet_id == bindparam("subnet"), _ALLOCATIONS.c.ip_address == bindparam("ip")
 )
 _MOVE_CURSOR = (
     update(_SUBNETS).where(_SUBNETS.c.id == bindparam("subnet")).values(cursor=bindparam("offset"))
@@ -115,7 +133,7 @@ class IPAM:
 
     def project_network(self, session: Session, project_id: str) -> Network:
         """The project's own network, made on first use."""
-        network = self._default_network(session, project_id)
+        network = self.find_project_network(session, project_id)
         if network is not None:
             return network
         network = Network(
@@ -128,13 +146,14 @@ class IPAM:
             with session.begin_nested():
                 session.add(network)
         except IntegrityError:
-            network = self._default_network(session, project_id)
+            network = self.find_project_network(session, project_id)
             if network is None:
                 raise
         return network
 
     @staticmethod
-    def _default_network(session: Session, project_id: str) -> Network | None:
+    def find_project_network(session: Session, project_id: str) -> Network | None:
+        """The project's own network, if it has been made."""
         return session.scalar(_DEFAULT_NETWORK, {"project": project_id})
 
     def network_for(
@@ -196,14 +215,18 @@ class IPAM:
                 if session.execute(_ROOMY, {"network": network.id}).first() is None:
                     self._carve(session, network, project_id)
                 continue  # carved, raced for a new block, or the subnet filled meanwhile
-            subnet_id, cidr, gateway, cursor = row
-            offset = self._next_free(session, subnet_id, cidr, cursor)
-            if offset is None:
+            subnet_id, cidr, gateway, offset = row
+            ip = pool.address(cidr, offset)
+            if session.execute(_IS_HELD, {"subnet": subnet_id, "ip": ip}).first() is None:
+                return subnet_id, cidr, gateway, offset
+            # Taken (by a fixed address, or after the cursor went round): the next free.
+            found = self._next_free(session, subnet_id, cidr, offset)
+            if found is None:
                 # The counter disagrees with the allocations: believe the allocations.
                 self._recount(session, subnet_id)
                 continue
-            session.execute(_MOVE_CURSOR, {"subnet": subnet_id, "offset": offset})
-            return subnet_id, cidr, gateway, offset
+            session.execute(_MOVE_CURSOR, {"subnet": subnet_id, "offset": found})
+            return subnet_id, cidr, gateway, found
         raise errors.Conflict("Could not allocate an IP address: too much contention, try again.")
 
     def _claim_fixed(

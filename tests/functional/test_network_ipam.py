@@ -136,3 +136,16 @@ def test_a_freed_address_far_from_the_cursor_is_found(db: Database) -> None:
     assert allocate(db, ipam, "w", "again").ip == handed[40].ip
     # The next address comes from a new subnet: the first one is full again.
     assert allocate(db, ipam, "w", "next").cidr != handed[0].cidr
+
+
+def test_an_address_taken_just_after_the_cursor_is_stepped_over(db: Database) -> None:
+    """The claim moves the cursor to the next address; when a fixed address holds it,
+    allocation goes on from there and the cursor follows."""
+    ipam = IPAM(PLAN, "private")
+    first = allocate(db, ipam, "f", "a")
+    base = ipaddress.ip_address(first.ip)
+    with db.session() as session:
+        network = ipam.project_network(session, "f")
+        ipam.allocate(session, network, "f", "b", fixed_ip=str(base + 1))
+    following = [allocate(db, ipam, "f", f"c{i}").ip for i in range(2)]
+    assert following == [str(base + 2), str(base + 3)]
