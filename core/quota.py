@@ -1,18 +1,19 @@
 """Quota usage: counters changed in the same transaction as what they count.
 
-A reservation is one conditional UPDATE per resource (`in_use + n <= limit`),
-so concurrent creates on any database can never overshoot a limit; the
-counter row is created on first use (only when the UPDATE found no row: a
-project's counters exist after its first reservation, so the insert is not paid
-on every request). Limits are passed in by the caller (the
-compute API's quota sets); a limit of -1 means unlimited.
+A reservation is a conditional UPDATE (`in_use + n <= limit` on each counter's
+row; one statement for all the counters of a request), so concurrent creates on
+any database can never overshoot a limit; the counter row is created on first use
+(only when the UPDATE found no row: a project's counters exist after its first
+reservation, so the insert is not paid on every request). Limits are passed in by
+the caller (the compute API's quota sets); a limit of -1 means unlimited.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Integer, Update, bindparam, case, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -68,10 +69,67 @@ def _in_use(session: Session, project_id: str, resource: str) -> int | None:
     )
 
 
+@functools.cache
+def _add_all(resources: tuple[str, ...]) -> Update:
+    """One statement adding to several counters, each within its limit (-1: none), that
+    says which it changed: a server create reserves three at once."""
+    c = _USAGE.c
+    return (
+        update(_USAGE)
+        .where(
+            c.project_id == bindparam("project"),
+            c.resource.in_(resources),
+            case(
+                *(
+                    (
+                        c.resource == resource,
+                        or_(
+                            bindparam(f"limit_{i}", type_=Integer) < 0,
+                            c.in_use + bindparam(f"delta_{i}", type_=Integer)
+                            <= bindparam(f"limit_{i}", type_=Integer),
+                        ),
+                    )
+                    for i, resource in enumerate(resources)
+                )
+            ),
+        )
+        .values(
+            in_use=c.in_use
+            + case(
+                *(
+                    (c.resource == resource, bindparam(f"delta_{i}", type_=Integer))
+                    for i, resource in enumerate(resources)
+                )
+            )
+        )
+        .returning(c.resource)
+    )
+
+
+def _reserve_all(
+    session: Session, project_id: str, deltas: Mapping[str, int], limits: Mapping[str, int]
+) -> bool:
+    """All of `deltas` in one statement, or none of them (False: the slow way decides)."""
+    resources = tuple(deltas)
+    params: dict[str, object] = {"project": project_id}
+    for i, resource in enumerate(resources):
+        delta = deltas[resource]
+        params[f"delta_{i}"] = delta
+        # A release (or nothing) is never refused, as in _add.
+        params[f"limit_{i}"] = limits.get(resource, -1) if delta > 0 else -1
+    changed = session.scalars(_add_all(resources), params).all()
+    if len(changed) == len(resources):
+        return True
+    release(session, project_id, {resource: deltas[resource] for resource in changed})
+    return False
+
+
 def reserve(
     session: Session, project_id: str, deltas: Mapping[str, int], limits: Mapping[str, int]
 ) -> None:
     """Add `deltas` to the project's usage, refusing the lot if any limit would be passed."""
+    if len(deltas) > 1 and _reserve_all(session, project_id, deltas, limits):
+        return
     for resource, delta in deltas.items():
         limit = limits.get(resource, -1)
         if _add(session, project_id, resource, delta, limit):
