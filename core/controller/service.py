@@ -97,14 +97,12 @@ _NODE_REPORTS = {
     (Type.EVENT, Event.NODE_DISCONNECTED),
 }
 LEASE = dt.timedelta(seconds=10)
+# Console replies nobody waits for any more (the API request timed out) are dropped then.
+CONSOLE_REPLY_TTL = dt.timedelta(minutes=2)
 
 
 def _is_stats(report: tuple[Frame, Any]) -> bool:
     return (report[0].type, report[0].operand) == (Type.COMMAND, Command.STATS)
-
-
-# Console replies nobody waits for any more (the API request timed out) are dropped then.
-CONSOLE_REPLY_TTL = dt.timedelta(minutes=2)
 
 
 # SQLSTATEs of a transaction that lost a race with another controller (deadlock,
