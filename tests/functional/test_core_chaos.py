@@ -72,13 +72,18 @@ def test_kill9_everything_while_starting(tmp_path: Path, database_url_factory) -
     )
     ids: list[str] = []
 
-    def wave() -> None:
-        """A third of the instances, then wait until some of them run: the kill
-        that follows lands while the rest are being started."""
+    def create(count: int) -> None:
         with db.session() as s:
-            ids.extend(i.id for i in operations.create_instances(s, spec, count=INSTANCES // 3))
+            ids.extend(i.id for i in operations.create_instances(s, spec, count=count))
+
+    def wave() -> None:
+        """A third of the instances: half, then (once some of those run) the other
+        half, so that the kill that follows lands while instances are being started
+        (each takes a second to boot; a whole half can turn ACTIVE at once)."""
+        create(INSTANCES // 6)
         started = _counts(db)[states.ACTIVE]
         wait_until(lambda: _counts(db)[states.ACTIVE] > started, timeout=60, what="progress")
+        create(INSTANCES // 6)
 
     try:
         for victim in (scheduler, controller, launchers[1]):
