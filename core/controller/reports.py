@@ -184,12 +184,12 @@ def stats(session: Session, batch: Sequence[P.Stats]) -> list[tuple[str, str]]:
     return strays
 
 
-def _stats_run(session: Session, batch: list[P.Stats]) -> list[tuple[str, str]]:
-    ids = [stat.instance_uuid for report in batch for stat in report.instances]
+def _stats_run(session: Session, run: list[P.Stats]) -> list[tuple[str, str]]:
+    ids = [stat.instance_uuid for report in run for stat in report.instances]
     known = {
         row.id: row for chunk in _chunks(ids) for row in session.execute(_REPORTED, {"ids": chunk})
     }
-    changing = [_unsettled(report, known) for report in batch]
+    changing = [_unsettled(report, known) for report in run]
     wanted = set().union(*changing)
     # Held while the reports are applied: the identity map keeps only what is referred to.
     rows = {
@@ -198,7 +198,7 @@ def _stats_run(session: Session, batch: list[P.Stats]) -> list[tuple[str, str]]:
         for instance in session.scalars(select(Instance).where(Instance.id.in_(chunk)))
     }
     strays: list[tuple[str, str]] = []
-    for report, changed in zip(batch, changing, strict=True):
+    for report, changed in zip(run, changing, strict=True):
         strays += [(report.node_uuid, i) for i in _apply_stats(session, report, changed, rows)]
     session.flush()
     return strays
