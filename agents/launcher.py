@@ -634,6 +634,8 @@ class Launcher:
         else:
             await self.announce()
             await self._send(await self.stats_frame())
+            if record.start.resize_from and record.state == P.InstanceState.RUNNING:
+                await self._event(Event.INSTANCE_RESIZED, start.instance_uuid)
 
     async def _create(self, record: InstanceRecord) -> None:
         instance_uuid = record.instance_uuid
@@ -660,6 +662,9 @@ class Launcher:
         LOG.info("instance=%s running", instance_uuid)
         await self.announce()
         await self._send(await self.stats_frame())
+        if record.start.resize_from:
+            # Here with its new size, moved from another node: the resize is done.
+            await self._event(Event.INSTANCE_RESIZED, instance_uuid)
 
     async def _backend_call(
         self,

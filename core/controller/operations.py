@@ -143,6 +143,7 @@ def create_instances(
             fault=None,
             new_flavor=None,
             old_flavor=None,
+            resize_source_node=None,
             created_at=now,
             updated_at=now,
             launched_at=None,
@@ -169,11 +170,9 @@ def create_instances(
 
 
 def _command(instance: Instance, **extra: str) -> dict[str, Any]:
-    return P.to_dict(
-        P.InstanceCommand(
-            instance_uuid=instance.id, workload_agent_uuid=instance.node_uuid or "", **extra
-        )
-    )
+    """The command for the instance's node (or the node `workload_agent_uuid` names)."""
+    fields = {"workload_agent_uuid": instance.node_uuid or "", **extra}
+    return P.to_dict(P.InstanceCommand(instance_uuid=instance.id, **fields))
 
 
 def delete_instance(session: Session, instance: Instance) -> None:
@@ -359,26 +358,57 @@ def resize_instance(
         requirements=requirements_of(flavor),
         current=requirements_of(current),
         workload_agent_uuid=instance.node_uuid or "",
+        start=_moved_start(instance, flavor) if instance.start_payload else None,
     )
     enqueue(session, instance.id, "RESIZE", P.to_dict(resize))
 
 
+def _moved_start(instance: Instance, flavor: Mapping[str, Any]) -> P.Start:
+    """The START that recreates the instance elsewhere with `flavor`, for a node that
+    has no room to resize it where it is. Its zone and server group rules still hold; a
+    host it was created on by name does not (as in Nova, a forced host is for the boot)."""
+    start = P.from_dict(P.Start, instance.start_payload)
+    sized = requirements_of(flavor)
+    return dataclasses.replace(
+        start,
+        requirements=dataclasses.replace(
+            start.requirements,
+            mem_mb=sized.mem_mb,
+            vcpus=sized.vcpus,
+            disk_mb=sized.disk_mb,
+            node_id="",
+            excluded_nodes=[],
+        ),
+        attempt=1,
+    )
+
+
 def confirm_resize(session: Session, instance: Instance) -> None:
     """Keep the new flavor: the quota the old one held beyond it is freed, and the node
-    may drop what a revert would have needed."""
+    may drop what a revert would have needed (or, when the instance moved, the node it
+    left deletes the copy it kept)."""
     states.check("confirmResize", instance.vm_state, instance.task_state, instance.id)
     old = instance.old_flavor or current_flavor(session, instance)
     instance.old_flavor = None
     quota.release(session, instance.project_id, excess(old, current_flavor(session, instance)))
     instance.vm_state = states.at_rest(instance.power_state)
+    if instance.resize_source_node:
+        source, instance.resize_source_node = instance.resize_source_node, None
+        enqueue(session, instance.id, "DELETE", _command(instance, workload_agent_uuid=source))
+        return
     enqueue(session, instance.id, "CONFIRM_RESIZE", _command(instance))
 
 
 def revert_resize(session: Session, instance: Instance) -> None:
-    """Ask the node to go back to the old flavor; the report of it finishes the revert."""
+    """Ask the node to go back to the old flavor; the report of it finishes the revert.
+    An instance that moved is deleted where it runs now, and the report of that brings
+    it back to the node it left (reports.instance_deleted)."""
     states.check("revertResize", instance.vm_state, instance.task_state, instance.id)
     old = instance.old_flavor or current_flavor(session, instance)
     instance.task_state = states.RESIZE_REVERTING
+    if instance.resize_source_node:
+        enqueue(session, instance.id, "DELETE", _command(instance))
+        return
     revert = P.Resize(
         instance_uuid=instance.id,
         requirements=requirements_of(old),

@@ -236,6 +236,8 @@ def _apply_stats(
         if stat.instance_uuid not in changed:
             continue  # exactly as this report has it already
         instance = rows.get(stat.instance_uuid)
+        if instance is not None and not instance.deleted and _moving_copy(instance, report):
+            continue
         if instance is None or instance.deleted or _runs_elsewhere(session, instance, report):
             strays.append(stat.instance_uuid)
             continue
@@ -294,6 +296,15 @@ def _unsettled(report: P.Stats, known: dict[str, Any]) -> set[str]:
     return changed
 
 
+def _moving_copy(instance: Instance, report: P.Stats) -> bool:
+    """A copy that a resize which moves the instance keeps on another node than the
+    instance's: the one being started on the node it goes to, or the one left on the
+    node it came from. Neither says how the instance is, and neither is a stray."""
+    if report.node_uuid == instance.node_uuid:
+        return False
+    return instance.new_flavor is not None or report.node_uuid == instance.resize_source_node
+
+
 def _runs_elsewhere(session: Session, instance: Instance, report: P.Stats) -> bool:
     """A second copy: the instance is known to run on another node that is still up."""
     if instance.node_uuid in (None, report.node_uuid):
@@ -302,18 +313,41 @@ def _runs_elsewhere(session: Session, instance: Instance, report: P.Stats) -> bo
     return other is not None and other.connected
 
 
+def _elsewhere(instance: Instance, event: P.InstanceEvent) -> bool:
+    """An event from a node that does not hold the instance (the copy a resize left)."""
+    return bool(event.node_uuid and instance.node_uuid and event.node_uuid != instance.node_uuid)
+
+
 def instance_stopped(session: Session, event: P.InstanceEvent) -> None:
     instance = session.get(Instance, event.instance_uuid)
-    if instance is not None and not instance.deleted:
+    if instance is not None and not instance.deleted and not _elsewhere(instance, event):
         _settle(instance, P.InstanceStat(instance_uuid=instance.id, state=P.InstanceState.STOPPED))
 
 
 def instance_deleted(session: Session, event: P.InstanceEvent) -> None:
     instance = session.get(Instance, event.instance_uuid)
-    if instance is not None and instance.deleted:
+    if instance is None or _elsewhere(instance, event):
+        return
+    if instance.deleted:
         instance.vm_state = states.DELETED
         instance.task_state = None
         instance.power_state = states.Power.NOSTATE
+    elif instance.resize_source_node and instance.task_state == states.RESIZE_REVERTING:
+        _moved_back(session, instance)
+
+
+def _moved_back(session: Session, instance: Instance) -> None:
+    """A revert of a resize that moved the instance: its new copy is gone, so it is back
+    on the node it left, with its old flavor, running again if it ran."""
+    running = instance.power_state == states.Power.RUNNING
+    instance.node_uuid, instance.resize_source_node = instance.resize_source_node, None
+    node = session.get(ComputeNode, instance.node_uuid)
+    instance.host = node.hostname if node is not None else instance.host
+    instance.power_state = states.Power.SHUTDOWN  # its copy there was stopped
+    _reverted(session, instance)
+    if running:
+        instance.task_state = states.POWERING_ON
+        enqueue(session, instance.id, "RESTART", _instance_command(instance))
 
 
 def start_failed(session: Session, failure: P.StartFailure, max_attempts: int) -> bool:
@@ -324,6 +358,11 @@ def start_failed(session: Session, failure: P.StartFailure, max_attempts: int) -
     received the same failure cannot start the instance twice.
     """
     instance = session.get(Instance, failure.instance_uuid)
+    if instance is not None and instance.new_flavor is not None and failure.node_uuid:
+        if failure.node_uuid != instance.node_uuid:
+            # The node a resize moved the instance to could not start it: it stays.
+            resize_failed(session, P.InstanceFailure(instance.id, failure.reason, failure.message))
+        return False
     if instance is None or instance.deleted or instance.vm_state != states.BUILDING:
         return False
     if failure.attempt != instance.start_attempts:
@@ -381,6 +420,11 @@ def instance_failure(session: Session, failure: P.InstanceFailure, command: str)
     instance = _locked(session, failure.instance_uuid)
     if instance is None:
         return
+    if command == "DELETE" and failure.reason == P.NO_NODE and not instance.deleted:
+        if instance.resize_source_node and instance.task_state == states.RESIZE_REVERTING:
+            # The node a resize moved it to is gone, and its copy with it: back it goes.
+            _moved_back(session, instance)
+        return
     if command == "DELETE" or instance.deleted:
         if instance.deleted and failure.reason == P.NO_NODE:
             instance.vm_state = states.DELETED
@@ -424,11 +468,32 @@ def instance_resized(session: Session, event: P.InstanceEvent) -> None:
     instance = _live(session, event.instance_uuid, states.COMMAND_TASKS["RESIZE"])
     if instance is None or instance.new_flavor is None:
         return
+    if _elsewhere(instance, event):
+        _moved(session, instance, event.node_uuid)
     old = current_flavor(session, instance)
     set_flavor(session, instance, instance.new_flavor)
     instance.old_flavor, instance.new_flavor = old, None
     instance.vm_state = states.RESIZED
     instance.task_state = None
+
+
+def _moved(session: Session, instance: Instance, node_uuid: str) -> None:
+    """The instance now runs on `node_uuid`; the copy on the node it left is stopped
+    (kept for a revert), or, for a server that was stopped, the new copy is."""
+    was_running = instance.power_state == states.Power.RUNNING
+    instance.resize_source_node, instance.node_uuid = instance.node_uuid, node_uuid
+    node = session.get(ComputeNode, node_uuid)
+    instance.host = node.hostname if node is not None else instance.host
+    stopped = instance.resize_source_node if was_running else node_uuid
+    enqueue(session, instance.id, "STOP", _instance_command(instance, stopped))
+
+
+def _instance_command(instance: Instance, node_uuid: str = "") -> dict[str, Any]:
+    return P.to_dict(
+        P.InstanceCommand(
+            instance_uuid=instance.id, workload_agent_uuid=node_uuid or instance.node_uuid or ""
+        )
+    )
 
 
 def resize_failed(session: Session, failure: P.InstanceFailure) -> None:
@@ -446,7 +511,13 @@ def resize_failed(session: Session, failure: P.InstanceFailure) -> None:
 
 def resize_reverted(session: Session, event: P.InstanceEvent) -> None:
     instance = _live(session, event.instance_uuid, states.COMMAND_TASKS["REVERT_RESIZE"])
-    if instance is None or instance.old_flavor is None:
+    if instance is not None and instance.old_flavor is not None:
+        _reverted(session, instance)
+
+
+def _reverted(session: Session, instance: Instance) -> None:
+    """Back to the old flavor; the quota the new one held beyond it is freed."""
+    if instance.old_flavor is None:
         return
     resized = current_flavor(session, instance)
     set_flavor(session, instance, instance.old_flavor)

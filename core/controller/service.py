@@ -314,6 +314,8 @@ class Controller:
                     continue
                 for frame, message in group:
                     wake |= self._apply_report(session, frame, message)
+                    # A report may queue a command (a resize that moved stops a copy).
+                    wake |= any(isinstance(row, Outbox) for row in session.new)
                     session.flush()
         return strays, wake
 

@@ -218,6 +218,9 @@ class Instance(Base):
     # Each is {"id", "name", "ram", "vcpus", "disk", ...}; quota holds the larger one.
     new_flavor: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     old_flavor: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    # A resize that moved the instance: the node it left, which keeps its stopped copy
+    # until the owner confirms (the copy is deleted) or reverts (it runs again there).
+    resize_source_node: Mapped[str | None] = mapped_column(String(36), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
     launched_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)

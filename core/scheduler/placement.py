@@ -109,7 +109,13 @@ class NodeTable:
                 del self.instance_node[instance]
         return node
 
-    def forget_instance(self, instance: str) -> None:
+    def forget_instance(self, instance: str, node_uuid: str = "") -> None:
+        """The instance is gone (from `node_uuid` only, when given: an instance that
+        moved is deleted from the node it left, and stays where it is now)."""
+        if node_uuid and self.instance_node.get(instance) != node_uuid:
+            if node_uuid in self.nodes:
+                self.nodes[node_uuid].instances.discard(instance)
+            return
         uuid = self.instance_node.pop(instance, None)
         if uuid is not None and uuid in self.nodes:
             self.nodes[uuid].instances.discard(instance)
@@ -134,6 +140,15 @@ class NodeTable:
         existing = self.instance_node.get(instance)
         if existing is not None and existing in self.nodes:
             return self.nodes[existing]
+        return self._claim(instance, req)
+
+    def move(self, instance: str, req: Requirements) -> Node:
+        """Choose another node for an instance that is to move there (a resize its own node
+        has no room for; `req.excluded_nodes` names that node) and reserve the request on
+        it. The old node keeps what it holds until its next READY no longer lists it."""
+        return self._claim(instance, req)
+
+    def _claim(self, instance: str, req: Requirements) -> Node:
         node = self._pinned(req) if req.node_id else self._first_fit(req)
         node.mem_free_mb -= req.mem_mb
         node.disk_free_mb -= req.disk_mb

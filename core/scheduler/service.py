@@ -5,8 +5,9 @@ Forwarding rules:
   fits, the controller gets StartFailure with the reason.
 - Other instance commands go to the node that holds the instance (or the node
   the payload names); unknown instance: the matching failure to the sender.
-  A RESIZE stays on that node: it goes there only if the node has room for what
-  the instance grows by (reserved until the node's next READY), else the
+  A RESIZE stays on that node if the node has room for what the instance grows
+  by (reserved until the node's next READY); else the instance's START that it
+  carries goes to another node that can take it (the instance moves), else the
   controller gets ResizeFailure.
 - EVACUATE and RESTORE go to the node they name; CONFIGURE to every peer.
 - Launchers' STATS, events and errors go to every connected controller.
@@ -172,7 +173,7 @@ class Scheduler:
                 message.instance_uuid
             )
             if op == Command.RESIZE and not await self._room_for(conn, message, node):
-                return
+                return  # answered, or moved to another node
             if not node or not await self._to_node(node, frame):
                 await conn.send_error(
                     _INSTANCE_FAILURES[op], _failure(message, P.NO_NODE, _NO_NODE_MESSAGE)
@@ -234,18 +235,47 @@ class Scheduler:
         LOG.debug("instance=%s placed on node=%s", start.instance_uuid, node.uuid)
 
     async def _room_for(self, conn: Connection, resize: P.Resize, node: str | None) -> bool:
-        """A resize stays on the instance's node: reserve there what it grows by, or
-        answer ResizeFailure (Nova's "no valid host") when the node has no room."""
+        """A resize stays on the instance's node when the node has room for what it grows
+        by (reserved there); else, when the controller sent the instance's START with it,
+        the instance moves to a node that can take it whole; else ResizeFailure (Nova's
+        "no valid host"). False when answered here."""
         if not node:
             return True  # answered no_node by the caller
         try:
             self.table.grow(node, resize.current, resize.requirements)
         except PlacementError as exc:
             LOG.info("instance=%s not resized on node=%s: %s", resize.instance_uuid, node, exc)
-            await conn.send_error(
-                Error.RESIZE_FAILURE, _failure(resize, exc.reason.value, exc.message)
-            )
+            if resize.start is None or not await self._move(conn, resize.start, node):
+                await conn.send_error(
+                    Error.RESIZE_FAILURE, _failure(resize, exc.reason.value, exc.message)
+                )
             return False
+        return True
+
+    async def _move(self, conn: Connection, start: P.Start, source: str) -> bool:
+        """Start a resized instance on another node; False when none can take it."""
+        requirements = dataclasses.replace(
+            start.requirements,
+            excluded_nodes=[*start.requirements.excluded_nodes, source],
+        )
+        try:
+            target = self.table.move(start.instance_uuid, requirements)
+        except PlacementError as exc:
+            LOG.info("instance=%s has no node to move to: %s", start.instance_uuid, exc)
+            return False
+        forwarded = P.frame(
+            Type.COMMAND,
+            Command.START,
+            dataclasses.replace(
+                start, requirements=requirements, node_uuid=target.uuid, resize_from=source
+            ),
+        )
+        if not await self._to_node(target.uuid, forwarded):
+            self.table.forget_instance(start.instance_uuid, target.uuid)
+            return False
+        LOG.info(
+            "instance=%s moves from node=%s to node=%s", start.instance_uuid, source, target.uuid
+        )
         return True
 
     async def _from_agent(self, conn: Connection, frame: Frame, message: Any) -> None:
@@ -261,9 +291,9 @@ class Scheduler:
                 await self._to_controllers(frame)
             return
         if frame.type == Type.EVENT and frame.operand == Event.INSTANCE_DELETED:
-            self.table.forget_instance(message.instance_uuid)
+            self.table.forget_instance(message.instance_uuid, node_uuid)
         if frame.type == Type.ERROR and frame.operand == Error.START_FAILURE:
-            self.table.forget_instance(message.instance_uuid)
+            self.table.forget_instance(message.instance_uuid, node_uuid)
         if frame.type == Type.COMMAND and frame.operand != Command.STATS:
             await self._refuse(conn, frame, "agents send STATS, statuses, events and errors")
             return

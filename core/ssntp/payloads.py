@@ -143,6 +143,9 @@ class Start:
     # Set by the scheduler when it forwards START to the chosen node.
     node_uuid: str = ""
     attempt: int = 1
+    # A resize that moves the instance: the node it comes from, which keeps its copy
+    # (stopped) until the resize is confirmed or reverted.
+    resize_from: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,12 +174,15 @@ class Rebuild:
 @dataclasses.dataclass(frozen=True)
 class Resize:
     """RESIZE and REVERT_RESIZE: the instance is to have `requirements` where it has
-    `current`; what it grows by must fit on its node."""
+    `current`. What it grows by must fit on its node, or, for a RESIZE that carries
+    `start` (the instance's START with the new requirements), the scheduler starts it
+    on another node with `start.resize_from` naming the node it leaves."""
 
     instance_uuid: str
     requirements: Requirements
     current: Requirements
     workload_agent_uuid: str = ""
+    start: Start | None = None
 
 
 # The reason the scheduler gives for a command whose instance is on no connected node.

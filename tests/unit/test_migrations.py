@@ -18,7 +18,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect, select
+from sqlalchemy import insert, inspect, select
 
 from ciaostack.core.db.migrate import alembic_config, upgrade
 from ciaostack.core.db.models import Base, Instance, QuotaUsage
@@ -100,18 +100,22 @@ def test_servers_in_error_take_their_quota_back(empty_database: str) -> None:
     db = Database(empty_database)
     try:
         with db.session() as session:
-            for vm_state, deleted in (("active", False), ("error", False), ("error", True)):
-                session.add(
-                    Instance(
-                        id=str(uuid.uuid4()),
-                        project_id="p1",
-                        user_id="u1",
-                        mem_mb=512,
-                        vcpus=2,
-                        vm_state=vm_state,
-                        deleted=deleted,
-                    )
-                )
+            # Written as rows of the table as it was then (the model has later columns).
+            session.execute(
+                insert(Instance.__table__),
+                [
+                    {
+                        "id": str(uuid.uuid4()),
+                        "project_id": "p1",
+                        "user_id": "u1",
+                        "mem_mb": 512,
+                        "vcpus": 2,
+                        "vm_state": vm_state,
+                        "deleted": deleted,
+                    }
+                    for vm_state, deleted in (("active", False), ("error", False), ("error", True))
+                ],
+            )
             # What the counters said before: the active server only.
             session.add_all(
                 QuotaUsage(project_id="p1", resource=r, in_use=n)

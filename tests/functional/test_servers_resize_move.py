@@ -1,0 +1,195 @@
+"""A resize the server's node has no room for moves the server to another node, through
+the real API, scheduler, controller and two fake launchers: a small node that can hold
+m1.nano but not m1.medium, and a large one added after the server is placed.
+
+Checked: the server shows its new host while it waits for a verdict, the node it left
+keeps a stopped copy until then; a revert deletes the new copy and runs the old one
+again on its first node; a confirm deletes the old copy; a stopped server moves
+stopped; and a flavor no node can take leaves the server where it was.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from ciaostack.agents.state import StateStore
+from ciaostack.core.ssntp import payloads as P
+from tests.support.cloud import Cloud
+from tests.support.compute import ComputeClient, World, compute_world
+from tests.support.core import wait_until
+
+MEDIUM = "3"  # m1.medium: 4096 MB, 2 vCPUs, 40 GB
+# The small node: m1.nano (128 MB) fits beyond the 512 MB reserve, m1.medium does not.
+SMALL_MEM_MB = "1536"
+LARGE_MEM_MB = "16384"
+NANO_MB = 128
+
+
+@pytest.fixture(scope="module")
+def world(cloud: Cloud, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    with compute_world(
+        cloud,
+        tmp_path_factory.mktemp("resize-move"),
+        launchers=1,
+        CIAOSTACK_LAUNCHER__FAKE_MEM_MB=SMALL_MEM_MB,
+    ) as world:
+        yield world
+
+
+def copies(world: World, hostname: str) -> dict[str, P.InstanceState]:
+    """The instances a node's launcher holds, as its state directory records them."""
+    store = StateStore(world.nodes.home / hostname, fsync=False)
+    return {i: record.state for i, record in store.load_instances().items()}
+
+
+def host_of(world: World, server_id: str) -> str:
+    return world.admin.show(server_id)["OS-EXT-SRV-ATTR:host"]
+
+
+def used(client: ComputeClient) -> dict[str, int]:
+    usage = client.call("GET", f"/os-quota-sets/{client.project_id}/detail").json()["quota_set"]
+    return {name: usage[name]["in_use"] for name in ("cores", "ram")}
+
+
+def wait_copy(world: World, hostname: str, server_id: str, state: P.InstanceState | None) -> None:
+    """Until the node holds the server in `state` (None: holds it no more)."""
+    wait_until(
+        lambda: copies(world, hostname).get(server_id) == state,
+        timeout=30,
+        what=f"{hostname} to hold {server_id} as {state}",
+    )
+
+
+@dataclasses.dataclass
+class Placed:
+    """Servers booted on the small node before the large one joined."""
+
+    client: ComputeClient
+    small: str
+    large: str
+    running: str
+    stopped: str
+    stopped_too: str
+
+
+@pytest.fixture(scope="module")
+def placed(world: World) -> Placed:
+    client = world.member("2.47")
+    small = world.nodes.hostnames[0]
+    running, stopped, stopped_too = (world.boot(client) for _ in range(3))
+    for server_id in (stopped, stopped_too):
+        assert client.action(server_id, {"os-stop": None}).status_code == 202
+        client.wait(server_id, "SHUTOFF")
+    for server_id in (running, stopped, stopped_too):
+        assert host_of(world, server_id) == small
+    large = f"large-{uuid.uuid4().hex[:6]}"
+    world.nodes.add_launcher(large, CIAOSTACK_LAUNCHER__FAKE_MEM_MB=LARGE_MEM_MB)
+    return Placed(client, small, large, running, stopped, stopped_too)
+
+
+def test_a_resize_moves_the_server_and_a_revert_brings_it_back(
+    world: World, placed: Placed
+) -> None:
+    client, small, large, server_id = placed.client, placed.small, placed.large, placed.running
+    assert client.action(server_id, {"resize": {"flavorRef": MEDIUM}}).status_code == 202
+    client.wait(server_id, "VERIFY_RESIZE")
+    resized = client.show(server_id)
+    assert resized["flavor"]["original_name"] == "m1.medium"
+    assert host_of(world, server_id) == large
+    assert used(client) == {"cores": 2 + 2, "ram": 4096 + 2 * NANO_MB}
+    # The node it left keeps its copy, stopped, for a revert; the new one runs.
+    wait_copy(world, small, server_id, P.InstanceState.STOPPED)
+    assert copies(world, large)[server_id] == P.InstanceState.RUNNING
+    assert client.show(server_id)["OS-EXT-STS:power_state"] == 1
+
+    assert client.action(server_id, {"revertResize": None}).status_code == 202
+    client.wait(server_id, "ACTIVE")
+    reverted = client.show(server_id)
+    assert reverted["flavor"]["original_name"] == "m1.nano"
+    assert reverted["OS-EXT-STS:power_state"] == 1
+    assert host_of(world, server_id) == small
+    assert used(client) == {"cores": 3, "ram": 3 * NANO_MB}
+    wait_copy(world, large, server_id, None)
+    wait_copy(world, small, server_id, P.InstanceState.RUNNING)
+    events = client.call("GET", f"/servers/{server_id}/os-instance-actions").json()
+    assert [a["action"] for a in events["instanceActions"]] == ["revertResize", "resize", "create"]
+
+    # Again, and keep it this time: the copy on the small node goes.
+    assert client.action(server_id, {"resize": {"flavorRef": MEDIUM}}).status_code == 202
+    client.wait(server_id, "VERIFY_RESIZE")
+    assert host_of(world, server_id) == large
+    assert client.action(server_id, {"confirmResize": None}).status_code == 204
+    client.wait(server_id, "ACTIVE")
+    confirmed = client.show(server_id)
+    assert confirmed["flavor"]["original_name"] == "m1.medium"
+    wait_copy(world, small, server_id, None)
+    assert copies(world, large)[server_id] == P.InstanceState.RUNNING
+    assert used(client) == {"cores": 2 + 2, "ram": 4096 + 2 * NANO_MB}
+    # Its usual life goes on where it is now.
+    assert client.action(server_id, {"reboot": {"type": "HARD"}}).status_code == 202
+    client.wait(server_id, "ACTIVE")
+    assert client.call("DELETE", f"/servers/{server_id}").status_code == 204
+    client.wait_gone(server_id)
+    wait_copy(world, large, server_id, None)
+    assert used(client) == {"cores": 2, "ram": 2 * NANO_MB}
+
+
+def test_a_stopped_server_moves_stopped(world: World, placed: Placed) -> None:
+    client, small, large, server_id = placed.client, placed.small, placed.large, placed.stopped
+    assert client.action(server_id, {"resize": {"flavorRef": MEDIUM}}).status_code == 202
+    client.wait(server_id, "VERIFY_RESIZE")
+    assert host_of(world, server_id) == large
+    wait_copy(world, large, server_id, P.InstanceState.STOPPED)
+    assert copies(world, small)[server_id] == P.InstanceState.STOPPED
+    assert client.action(server_id, {"confirmResize": None}).status_code == 204
+    client.wait(server_id, "SHUTOFF")
+    confirmed = client.show(server_id)
+    assert confirmed["flavor"]["original_name"] == "m1.medium"
+    wait_copy(world, small, server_id, None)
+    # Moved and reverted: stopped on its first node again.
+    other = placed.stopped_too
+    assert client.action(other, {"resize": {"flavorRef": MEDIUM}}).status_code == 202
+    client.wait(other, "VERIFY_RESIZE")
+    assert host_of(world, other) == large
+    assert client.action(other, {"revertResize": None}).status_code == 202
+    client.wait(other, "SHUTOFF")
+    reverted = client.show(other)
+    assert reverted["flavor"]["original_name"] == "m1.nano"
+    assert host_of(world, other) == small
+    wait_copy(world, large, other, None)
+    assert copies(world, small)[other] == P.InstanceState.STOPPED
+
+
+def test_no_node_can_take_the_new_flavor(world: World) -> None:
+    huge = world.admin.call(
+        "POST",
+        "/flavors",
+        json={
+            "flavor": {"name": f"huge-{uuid.uuid4().hex[:6]}", "ram": 40000, "vcpus": 1, "disk": 1}
+        },
+    )
+    assert huge.status_code == 200, huge.text
+    client = world.member("2.47")
+    server_id = world.boot(client)
+    before = host_of(world, server_id)
+    resp = client.action(server_id, {"resize": {"flavorRef": huge.json()["flavor"]["id"]}})
+    assert resp.status_code == 202, resp.text
+
+    def resize_event() -> dict[str, Any] | None:
+        path = f"/servers/{server_id}/os-instance-actions"
+        request_id = client.call("GET", path).json()["instanceActions"][0]["request_id"]
+        action = client.at("2.51").call("GET", f"{path}/{request_id}").json()["instanceAction"]
+        return action["events"][0] if action["events"][0].get("finish_time") else None
+
+    wait_until(lambda: resize_event() is not None, timeout=30, what="the resize to end")
+    assert resize_event()["result"] == "Error"
+    client.wait(server_id, "ACTIVE")
+    server = client.show(server_id)
+    assert server["flavor"]["original_name"] == "m1.nano"
+    assert host_of(world, server_id) == before
+    assert used(client) == {"cores": 1, "ram": NANO_MB}
