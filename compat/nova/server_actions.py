@@ -1,7 +1,7 @@
 """POST /servers/{id}/action: the server actions the compute nodes carry out.
 
 os-start, os-stop, reboot, pause, unpause, suspend, resume, rebuild, resize,
-confirmResize, revertResize, createImage and createBackup change the server
+migrate, confirmResize, revertResize, createImage and createBackup change the server
 (and queue the node's command) in one transaction and answer at once, as Nova
 does: 202 with no body for most, the server for a rebuild, the image id for a
 snapshot or backup, 204 for confirmResize. The server's status then follows
@@ -38,7 +38,6 @@ ONE_ACTION = {"type": "object", "minProperties": 1, "maxProperties": 1}
 # Nova's actions that need the node to do something the launcher cannot do.
 NOT_AVAILABLE = frozenset(
     {
-        "migrate",
         "os-migrateLive",
         "evacuate",
         "shelve",
@@ -179,6 +178,18 @@ def _rebuild(call: Call) -> Answer:
     return Answer(media={"server": server}, headers={"Location": location})
 
 
+def _migrate(call: Call) -> None:
+    host = (call.body["migrate"] or {}).get("host")
+    if host is not None:
+        common.authorize(
+            call.req,
+            call.compute.rt,
+            "os_compute_api:os-migrate-server:migrate:host",
+            target_of(call.instance),
+        )
+    call.actions.migrate(call.session, call.auth, call.instance, host, call.request_id)
+
+
 def _resize(call: Call) -> None:
     flavor_id = last_segment(call.body["resize"]["flavorRef"])
     call.actions.resize(call.session, call.auth, call.instance, flavor_id, call.request_id)
@@ -298,6 +309,7 @@ HANDLERS: dict[str, tuple[str, Schema, Callable[[Call], Answer | None]]] = {
     ),
     "rebuild": ("os_compute_api:servers:rebuild", server_schemas.rebuild, _rebuild),
     "resize": ("os_compute_api:servers:resize", server_schemas.RESIZE, _resize),
+    "migrate": ("os_compute_api:os-migrate-server:migrate", server_schemas.migrate, _migrate),
     "confirmResize": (
         "os_compute_api:servers:confirm_resize",
         server_schemas.CONFIRM_RESIZE,

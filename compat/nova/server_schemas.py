@@ -280,6 +280,31 @@ RESIZE = {
     "required": ["resize"],
     "additionalProperties": False,
 }
+MIGRATE = {
+    "type": "object",
+    "properties": {"migrate": {"type": "null"}},
+    "required": ["migrate"],
+    "additionalProperties": False,
+}
+# 2.56: an administrator may name the host.
+MIGRATE_TO_HOST = {
+    "type": "object",
+    "properties": {
+        "migrate": {
+            "type": ["object", "null"],
+            "properties": {"host": {"type": ["string", "null"], "minLength": 1, "maxLength": 255}},
+            "additionalProperties": False,
+        }
+    },
+    "required": ["migrate"],
+    "additionalProperties": False,
+}
+
+
+def migrate(mv: Version) -> dict[str, Any]:
+    return MIGRATE_TO_HOST if mv.matches("2.56") else MIGRATE
+
+
 CREATE_IMAGE = {
     "type": "object",
     "properties": {

@@ -33,6 +33,7 @@ REBUILD, RESIZE, CONFIRM_RESIZE, REVERT_RESIZE = (
     "revertResize",
 )
 CREATE_IMAGE, CREATE_BACKUP = "createImage", "createBackup"
+MIGRATE = "migrate"
 EVENTS = {
     CREATE: "compute__do_build_and_run_instance",
     DELETE: "compute_terminate_instance",
@@ -46,6 +47,7 @@ EVENTS = {
     RESUME: "compute_resume_instance",
     REBUILD: "compute_rebuild_instance",
     RESIZE: "compute_prep_resize",
+    MIGRATE: "cold_migrate",
     CONFIRM_RESIZE: "compute_confirm_resize",
     REVERT_RESIZE: "compute_revert_resize",
     CREATE_IMAGE: "compute_snapshot_instance",

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from ciaostack.core import errors
@@ -29,7 +29,7 @@ from ciaostack.core.compute.servers import (
     flavor_snapshot,
 )
 from ciaostack.core.controller import operations, states
-from ciaostack.core.db.models import ConsoleReply, Image, Instance, ServerMetadata
+from ciaostack.core.db.models import ComputeNode, ConsoleReply, Image, Instance, ServerMetadata
 from ciaostack.core.db.session import Database
 from ciaostack.core.identity.context import AuthContext
 from ciaostack.core.images import snapshots
@@ -173,6 +173,23 @@ class ServerActions:
         limits = quotas.limits_for(session, instance.project_id)
         operations.resize_instance(session, instance, wanted, limits)
         actions.record(session, instance, actions.RESIZE, caller, rid)
+
+    def migrate(
+        self, session: Session, caller: AuthContext, instance: Instance, host: str | None, rid: str
+    ) -> None:
+        """To another node with the same flavor (cold migration), `host` if named."""
+        self._unlocked(session, caller, instance)
+        states.check("migrate", instance.vm_state, instance.task_state, instance.id)
+        node_uuid = ""
+        if host is not None:
+            node = session.scalar(select(ComputeNode).where(ComputeNode.hostname == host))
+            if node is None or not node.connected:
+                raise errors.BadRequest(f"Compute host {host} could not be found.")
+            if node.uuid == instance.node_uuid:
+                raise errors.BadRequest("The target host can't be the same one.")
+            node_uuid = node.uuid
+        operations.migrate_instance(session, instance, node_uuid)
+        actions.record(session, instance, actions.MIGRATE, caller, rid)
 
     # -- snapshot and backup --------------------------------------------------------------------
 

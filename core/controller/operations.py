@@ -345,12 +345,37 @@ def resize_instance(
 ) -> None:
     """Ask the instance's node to apply `flavor`; what it adds is reserved now, in this
     transaction, or the resize is refused (403)."""
-    states.check("resize", instance.vm_state, instance.task_state, instance.id)
-    if instance.new_flavor is not None:
-        # Its quota is still reserved and its event still due: one resize at a time.
-        raise errors.Conflict(f"Cannot 'resize' instance {instance.id}: a resize is pending")
+    _check_resizable(instance, "resize")
     current = current_flavor(session, instance)
     quota.reserve(session, instance.project_id, excess(flavor, current), limits)
+    _resize(session, instance, "resize", flavor, current)
+
+
+def migrate_instance(session: Session, instance: Instance, node_uuid: str = "") -> None:
+    """Move the instance to another node (`node_uuid`, or one the scheduler picks) with
+    its flavor: a resize that always moves, confirmed or reverted the same way."""
+    _check_resizable(instance, "migrate")
+    if not instance.start_payload:
+        raise errors.Conflict(f"Cannot 'migrate' instance {instance.id}: it was never placed")
+    current = current_flavor(session, instance)
+    _resize(session, instance, "migrate", current, current, node_uuid)
+
+
+def _check_resizable(instance: Instance, action: str) -> None:
+    states.check(action, instance.vm_state, instance.task_state, instance.id)
+    if instance.new_flavor is not None:
+        # Its quota is still reserved and its event still due: one resize at a time.
+        raise errors.Conflict(f"Cannot '{action}' instance {instance.id}: a resize is pending")
+
+
+def _resize(
+    session: Session,
+    instance: Instance,
+    action: str,
+    flavor: Mapping[str, Any],
+    current: Mapping[str, Any],
+    node_uuid: str = "",
+) -> None:
     instance.new_flavor = dict(flavor)
     instance.task_state = states.RESIZE_PREP
     resize = P.Resize(
@@ -358,15 +383,16 @@ def resize_instance(
         requirements=requirements_of(flavor),
         current=requirements_of(current),
         workload_agent_uuid=instance.node_uuid or "",
-        start=_moved_start(instance, flavor) if instance.start_payload else None,
+        start=_moved_start(instance, flavor, node_uuid) if instance.start_payload else None,
+        move=action == "migrate",
     )
     enqueue(session, instance.id, "RESIZE", P.to_dict(resize))
 
 
-def _moved_start(instance: Instance, flavor: Mapping[str, Any]) -> P.Start:
-    """The START that recreates the instance elsewhere with `flavor`, for a node that
-    has no room to resize it where it is. Its zone and server group rules still hold; a
-    host it was created on by name does not (as in Nova, a forced host is for the boot)."""
+def _moved_start(instance: Instance, flavor: Mapping[str, Any], node_uuid: str) -> P.Start:
+    """The START that recreates the instance elsewhere with `flavor` (on `node_uuid` when
+    named). Its zone and server group rules still hold; a host it was created on by name
+    does not (as in Nova, a forced host is for the boot)."""
     start = P.from_dict(P.Start, instance.start_payload)
     sized = requirements_of(flavor)
     return dataclasses.replace(
@@ -376,7 +402,7 @@ def _moved_start(instance: Instance, flavor: Mapping[str, Any]) -> P.Start:
             mem_mb=sized.mem_mb,
             vcpus=sized.vcpus,
             disk_mb=sized.disk_mb,
-            node_id="",
+            node_id=node_uuid,
             excluded_nodes=[],
         ),
         attempt=1,

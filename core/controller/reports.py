@@ -46,7 +46,13 @@ RETRYABLE = frozenset(
 NO_VALID_HOST = "No valid host was found. "
 # Reasons for which a resize found no room: Nova's "no valid host" case.
 NO_ROOM = frozenset(
-    {P.NO_NODE, P.StartFailureReason.FULL_CN.value, P.StartFailureReason.NODE_MAINTENANCE.value}
+    {
+        P.NO_NODE,
+        P.StartFailureReason.FULL_CN.value,
+        P.StartFailureReason.FULL_CLOUD.value,
+        P.StartFailureReason.NO_CN.value,
+        P.StartFailureReason.NODE_MAINTENANCE.value,
+    }
 )
 
 

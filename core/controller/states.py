@@ -61,6 +61,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "resume": frozenset({SUSPENDED}),
     "rebuild": frozenset({ACTIVE, STOPPED, ERROR}),
     "resize": frozenset({ACTIVE, STOPPED}),
+    "migrate": frozenset({ACTIVE, STOPPED}),
     "confirmResize": frozenset({RESIZED}),
     "revertResize": frozenset({RESIZED}),
     "createImage": frozenset({ACTIVE, STOPPED, PAUSED, SUSPENDED}),

@@ -104,6 +104,20 @@ RULES = [
     _rule("servers:rebuild", PROJECT_MEMBER_OR_ADMIN, "Rebuild a server.", "POST", ACTION),
     _rule("servers:resize", PROJECT_MEMBER_OR_ADMIN, "Resize a server.", "POST", ACTION),
     _rule(
+        "os-migrate-server:migrate",
+        ADMIN,
+        "Move a server to another compute node (cold migration).",
+        "POST",
+        ACTION,
+    ),
+    _rule(
+        "os-migrate-server:migrate:host",
+        ADMIN,
+        "Name the compute node a cold migration goes to (2.56).",
+        "POST",
+        ACTION,
+    ),
+    _rule(
         "servers:confirm_resize",
         PROJECT_MEMBER_OR_ADMIN,
         "Confirm a server's resize.",

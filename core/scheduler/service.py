@@ -237,23 +237,28 @@ class Scheduler:
     async def _room_for(self, conn: Connection, resize: P.Resize, node: str | None) -> bool:
         """A resize stays on the instance's node when the node has room for what it grows
         by (reserved there); else, when the controller sent the instance's START with it,
-        the instance moves to a node that can take it whole; else ResizeFailure (Nova's
-        "no valid host"). False when answered here."""
+        the instance moves to a node that can take it whole (a migration, `move`, always
+        does); else ResizeFailure (Nova's "no valid host"). False when answered here."""
         if not node:
             return True  # answered no_node by the caller
-        try:
-            self.table.grow(node, resize.current, resize.requirements)
-        except PlacementError as exc:
-            LOG.info("instance=%s not resized on node=%s: %s", resize.instance_uuid, node, exc)
-            if resize.start is None or not await self._move(conn, resize.start, node):
-                await conn.send_error(
-                    Error.RESIZE_FAILURE, _failure(resize, exc.reason.value, exc.message)
-                )
-            return False
-        return True
+        refusal = PlacementError(P.StartFailureReason.INVALID_DATA, "nothing to move it with")
+        if not resize.move:
+            try:
+                self.table.grow(node, resize.current, resize.requirements)
+                return True
+            except PlacementError as exc:
+                LOG.info("instance=%s not resized on node=%s: %s", resize.instance_uuid, node, exc)
+                refusal = exc
+        if resize.start is not None:
+            refusal = await self._move(resize.start, node)
+        if refusal is not None:
+            await conn.send_error(
+                Error.RESIZE_FAILURE, _failure(resize, refusal.reason.value, refusal.message)
+            )
+        return False
 
-    async def _move(self, conn: Connection, start: P.Start, source: str) -> bool:
-        """Start a resized instance on another node; False when none can take it."""
+    async def _move(self, start: P.Start, source: str) -> PlacementError | None:
+        """Start a resized instance on another node; why not, when no node can take it."""
         requirements = dataclasses.replace(
             start.requirements,
             excluded_nodes=[*start.requirements.excluded_nodes, source],
@@ -262,7 +267,7 @@ class Scheduler:
             target = self.table.move(start.instance_uuid, requirements)
         except PlacementError as exc:
             LOG.info("instance=%s has no node to move to: %s", start.instance_uuid, exc)
-            return False
+            return exc
         forwarded = P.frame(
             Type.COMMAND,
             Command.START,
@@ -272,11 +277,11 @@ class Scheduler:
         )
         if not await self._to_node(target.uuid, forwarded):
             self.table.forget_instance(start.instance_uuid, target.uuid)
-            return False
+            return PlacementError(P.StartFailureReason.NO_CN, "the chosen node went away")
         LOG.info(
             "instance=%s moves from node=%s to node=%s", start.instance_uuid, source, target.uuid
         )
-        return True
+        return None
 
     async def _from_agent(self, conn: Connection, frame: Frame, message: Any) -> None:
         node_uuid = str(conn.peer_uuid)

@@ -176,13 +176,16 @@ class Resize:
     """RESIZE and REVERT_RESIZE: the instance is to have `requirements` where it has
     `current`. What it grows by must fit on its node, or, for a RESIZE that carries
     `start` (the instance's START with the new requirements), the scheduler starts it
-    on another node with `start.resize_from` naming the node it leaves."""
+    on another node with `start.resize_from` naming the node it leaves (always, when
+    `move` is set)."""
 
     instance_uuid: str
     requirements: Requirements
     current: Requirements
     workload_agent_uuid: str = ""
     start: Start | None = None
+    # A cold migration: move with `start` even where the instance's node has room.
+    move: bool = False
 
 
 # The reason the scheduler gives for a command whose instance is on no connected node.

@@ -61,7 +61,7 @@ def test_action_refusals(world: World) -> None:
     )
     two = client.action(server_id, {"os-stop": None, "os-start": None})
     assert two.status_code == 400
-    for action in ("shelve", "migrate", "rescue", "changePassword", "os-resetState"):
+    for action in ("shelve", "os-migrateLive", "rescue", "changePassword", "os-resetState"):
         resp = client.action(server_id, {action: {}})
         assert resp.status_code == 501, (action, resp.text)
         assert resp.json()["notImplemented"]["code"] == 501

@@ -5,7 +5,8 @@ m1.nano but not m1.medium, and a large one added after the server is placed.
 Checked: the server shows its new host while it waits for a verdict, the node it left
 keeps a stopped copy until then; a revert deletes the new copy and runs the old one
 again on its first node; a confirm deletes the old copy; a stopped server moves
-stopped; and a flavor no node can take leaves the server where it was.
+stopped; a flavor no node can take leaves the server where it was; and a cold
+migration (admin) is a resize to the same flavor that always moves.
 """
 
 from __future__ import annotations
@@ -193,3 +194,59 @@ def test_no_node_can_take_the_new_flavor(world: World) -> None:
     assert server["flavor"]["original_name"] == "m1.nano"
     assert host_of(world, server_id) == before
     assert used(client) == {"cores": 1, "ram": NANO_MB}
+
+
+def test_migrate(world: World, placed: Placed) -> None:
+    """Cold migration (admin): a resize to the same flavor that always moves; at 2.56
+    the administrator may name the host."""
+    client = placed.client
+    server_id = world.boot(client)
+    before = host_of(world, server_id)
+    other = placed.large if before == placed.small else placed.small
+    usage = used(client)
+    assert client.action(server_id, {"migrate": None}).status_code == 403
+    admin = world.admin
+    assert admin.action(server_id, {"migrate": None}).status_code == 202
+    client.wait(server_id, "VERIFY_RESIZE")
+    assert host_of(world, server_id) == other
+    assert client.show(server_id)["flavor"]["original_name"] == "m1.nano"
+    assert used(client) == usage
+    wait_copy(world, before, server_id, P.InstanceState.STOPPED)
+    assert admin.action(server_id, {"confirmResize": None}).status_code == 204
+    client.wait(server_id, "ACTIVE")
+    wait_copy(world, before, server_id, None)
+    assert used(client) == usage
+    actions = client.call("GET", f"/servers/{server_id}/os-instance-actions").json()
+    assert [a["action"] for a in actions["instanceActions"]] == [
+        "confirmResize",
+        "migrate",
+        "create",
+    ]
+
+    # 2.56: to a host by name; not to where it is, nor to a host that does not exist.
+    at_2_56 = admin.at("2.56")
+
+    def refusal(body: dict[str, Any], version: ComputeClient = at_2_56) -> str:
+        resp = version.action(server_id, body)
+        assert resp.status_code == 400, resp.text
+        return resp.json()["badRequest"]["message"]
+
+    assert "same one" in refusal({"migrate": {"host": other}})
+    assert "could not be found" in refusal({"migrate": {"host": "no-such-host"}})
+    assert refusal({"migrate": {"host": before, "extra": 1}})
+    assert refusal({"migrate": {"host": before}}, admin)  # before 2.56: no host
+    assert at_2_56.action(server_id, {"migrate": {"host": before}}).status_code == 202
+    client.wait(server_id, "VERIFY_RESIZE")
+    assert host_of(world, server_id) == before
+    assert admin.action(server_id, {"revertResize": None}).status_code == 202
+    client.wait(server_id, "ACTIVE")
+    assert host_of(world, server_id) == other
+    wait_copy(world, before, server_id, None)
+    # A migrated server waits for its verdict before it can move again.
+    assert admin.action(server_id, {"migrate": None}).status_code == 202
+    client.wait(server_id, "VERIFY_RESIZE")
+    conflict = admin.action(server_id, {"migrate": None})
+    assert conflict.status_code == 409 and "vm_state resized" in conflict.text
+    assert admin.action(server_id, {"confirmResize": None}).status_code == 204
+    client.wait(server_id, "ACTIVE")
+    assert host_of(world, server_id) == before

@@ -347,7 +347,6 @@ UNSUPPORTED_FEATURES = (
     "change_password",
     "shelve",
     "shelve_migrate",
-    "cold_migration",
     "live_migration",
     "rescue",
     "stable_rescue",

@@ -1,8 +1,9 @@
 """The server actions' SSNTP messages (ciaostack additions): fixed numbers, typed payloads
-that survive the wire, and the scheduler's room check for a resize."""
+that survive the wire, and the scheduler's room check for a resize (or its move)."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -48,6 +49,16 @@ def test_numbers_follow_heartbeat_and_never_move() -> None:
         ),
         (F.Type.COMMAND, F.Command.RESIZE, P.Resize("i1", REQ, OLD, "n1")),
         (F.Type.COMMAND, F.Command.REVERT_RESIZE, P.Resize("i1", OLD, REQ)),
+        (
+            F.Type.COMMAND,
+            F.Command.RESIZE,
+            P.Resize("i1", REQ, REQ, "n1", P.Start("i1", "t1", "img", REQ), move=True),
+        ),
+        (
+            F.Type.COMMAND,
+            F.Command.START,
+            P.Start("i1", "t1", "img", REQ, node_uuid="n2", resize_from="n1"),
+        ),
         (
             F.Type.COMMAND,
             F.Command.SNAPSHOT,
@@ -100,19 +111,20 @@ def test_bad_payloads_are_refused(operand: F.Command, payload: dict, message: st
         P.parse(F.decode(F.encode(F.Frame(F.Type.COMMAND, operand, payload))))
 
 
-def _table(mem: int = 4096, vcpus: int = 4) -> NodeTable:
+def _table(mem: int = 4096, vcpus: int = 4, nodes: tuple[str, ...] = ("n1",)) -> NodeTable:
     table = NodeTable()
-    table.ready(
-        P.Ready(
-            node_uuid="n1",
-            mem_total_mb=mem,
-            mem_available_mb=mem,
-            disk_total_mb=100_000,
-            disk_available_mb=100_000,
-            vcpus_total=vcpus,
-            vcpus_available=vcpus,
+    for node in nodes:
+        table.ready(
+            P.Ready(
+                node_uuid=node,
+                mem_total_mb=mem,
+                mem_available_mb=mem,
+                disk_total_mb=100_000,
+                disk_available_mb=100_000,
+                vcpus_total=vcpus,
+                vcpus_available=vcpus,
+            )
         )
-    )
     return table
 
 
@@ -137,3 +149,23 @@ def test_a_resize_the_node_has_no_room_for_is_refused() -> None:
     with pytest.raises(PlacementError) as maintenance:
         table.grow("n1", REQ, OLD)
     assert maintenance.value.reason is P.StartFailureReason.NODE_MAINTENANCE
+
+
+def test_a_move_goes_elsewhere_and_the_node_left_keeps_its_copy() -> None:
+    table = _table(nodes=("n1", "n2", "n3"))
+    table.place("i1", OLD)
+    assert table.instance_node["i1"] == "n1"
+    # Not to the node it leaves, even with room there; the new node is charged in full.
+    moved = table.move("i1", dataclasses.replace(REQ, excluded_nodes=["n1"]))
+    assert moved.uuid == "n2" and moved.mem_free_mb == 4096 - REQ.mem_mb
+    assert table.instance_node["i1"] == "n2"
+    assert "i1" in table.nodes["n1"].instances  # until its READY says otherwise
+    # The copy deleted where it was leaves the instance where it is now ...
+    table.forget_instance("i1", "n1")
+    assert table.instance_node["i1"] == "n2" and "i1" not in table.nodes["n1"].instances
+    # ... and deleted there, it is gone.
+    table.forget_instance("i1", "n2")
+    assert "i1" not in table.instance_node and "i1" not in table.nodes["n2"].instances
+    with pytest.raises(PlacementError) as nowhere:
+        table.move("i2", dataclasses.replace(REQ, excluded_nodes=["n1", "n2", "n3"]))
+    assert nowhere.value.reason is P.StartFailureReason.FULL_CLOUD
