@@ -18,6 +18,7 @@ from ciaostack.compat.nova import (
     keypairs,
     legacy_v2,
     limits,
+    migrations,
     quotas,
     server_groups,
     server_routes,
@@ -61,8 +62,18 @@ def register(app: falcon.App, rt: Runtime, faults) -> None:  # noqa: ANN001 - ap
     app.add_route(f"{PREFIX}/v2.1", versions.VersionV21())
     app.add_route(f"{PREFIX}/v2.1/os-availability-zone", availability_zones.AvailabilityZones(rt))
     # Compute resources beside the servers: flavors, key pairs, limits, quotas, server
-    # groups, hypervisors, services (and availability zone detail), usage.
-    for module in (flavors, keypairs, limits, quotas, server_groups, hypervisors, services, usage):
+    # groups, hypervisors, services (and availability zone detail), usage, migrations.
+    for module in (
+        flavors,
+        keypairs,
+        limits,
+        quotas,
+        server_groups,
+        hypervisors,
+        services,
+        usage,
+        migrations,
+    ):
         module.add_routes(app, rt, f"{PREFIX}/v2.1")
     # Servers, their actions, metadata, tags and instance actions.
     server_routes.add_routes(app, rt, f"{PREFIX}/v2.1")

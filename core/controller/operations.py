@@ -21,7 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from ciaostack.core import errors, quota
-from ciaostack.core.controller import states
+from ciaostack.core.controller import migrations, states
 from ciaostack.core.db import rows
 from ciaostack.core.db.models import Instance, Outbox, ServerAttributes, utcnow
 from ciaostack.core.ssntp import payloads as P
@@ -348,7 +348,7 @@ def resize_instance(
     _check_resizable(instance, "resize")
     current = current_flavor(session, instance)
     quota.reserve(session, instance.project_id, excess(flavor, current), limits)
-    _resize(session, instance, "resize", flavor, current)
+    _resize(session, instance, migrations.RESIZE, flavor, current)
 
 
 def migrate_instance(session: Session, instance: Instance, node_uuid: str = "") -> None:
@@ -358,7 +358,7 @@ def migrate_instance(session: Session, instance: Instance, node_uuid: str = "") 
     if not instance.start_payload:
         raise errors.Conflict(f"Cannot 'migrate' instance {instance.id}: it was never placed")
     current = current_flavor(session, instance)
-    _resize(session, instance, "migrate", current, current, node_uuid)
+    _resize(session, instance, migrations.MIGRATION, current, current, node_uuid)
 
 
 def _check_resizable(instance: Instance, action: str) -> None:
@@ -371,11 +371,12 @@ def _check_resizable(instance: Instance, action: str) -> None:
 def _resize(
     session: Session,
     instance: Instance,
-    action: str,
+    kind: str,
     flavor: Mapping[str, Any],
     current: Mapping[str, Any],
     node_uuid: str = "",
 ) -> None:
+    migrations.begin(session, instance, kind, current, flavor)
     instance.new_flavor = dict(flavor)
     instance.task_state = states.RESIZE_PREP
     resize = P.Resize(
@@ -384,7 +385,7 @@ def _resize(
         current=requirements_of(current),
         workload_agent_uuid=instance.node_uuid or "",
         start=_moved_start(instance, flavor, node_uuid) if instance.start_payload else None,
-        move=action == "migrate",
+        move=kind == migrations.MIGRATION,
     )
     enqueue(session, instance.id, "RESIZE", P.to_dict(resize))
 
@@ -418,6 +419,7 @@ def confirm_resize(session: Session, instance: Instance) -> None:
     instance.old_flavor = None
     quota.release(session, instance.project_id, excess(old, current_flavor(session, instance)))
     instance.vm_state = states.at_rest(instance.power_state)
+    migrations.advance(session, instance, migrations.CONFIRMED)
     if instance.resize_source_node:
         source, instance.resize_source_node = instance.resize_source_node, None
         enqueue(session, instance.id, "DELETE", _command(instance, workload_agent_uuid=source))
@@ -432,6 +434,7 @@ def revert_resize(session: Session, instance: Instance) -> None:
     states.check("revertResize", instance.vm_state, instance.task_state, instance.id)
     old = instance.old_flavor or current_flavor(session, instance)
     instance.task_state = states.RESIZE_REVERTING
+    migrations.advance(session, instance, migrations.REVERTING)
     if instance.resize_source_node:
         enqueue(session, instance.id, "DELETE", _command(instance))
         return

@@ -20,7 +20,7 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from ciaostack.core import quota
-from ciaostack.core.controller import states
+from ciaostack.core.controller import migrations, states
 from ciaostack.core.controller.operations import (
     current_flavor,
     enqueue,
@@ -481,6 +481,7 @@ def instance_resized(session: Session, event: P.InstanceEvent) -> None:
     instance.old_flavor, instance.new_flavor = old, None
     instance.vm_state = states.RESIZED
     instance.task_state = None
+    migrations.advance(session, instance, migrations.FINISHED)
 
 
 def _moved(session: Session, instance: Instance, node_uuid: str) -> None:
@@ -509,6 +510,7 @@ def resize_failed(session: Session, failure: P.InstanceFailure) -> None:
     if instance is None or instance.new_flavor is None:
         return
     wanted, instance.new_flavor = instance.new_flavor, None
+    migrations.advance(session, instance, migrations.ERROR)
     quota.release(session, instance.project_id, excess(wanted, current_flavor(session, instance)))
     instance.task_state = None
     detail = failure.message or failure.reason
@@ -531,6 +533,7 @@ def _reverted(session: Session, instance: Instance) -> None:
     quota.release(session, instance.project_id, excess(resized, current_flavor(session, instance)))
     instance.vm_state = states.at_rest(instance.power_state)
     instance.task_state = None
+    migrations.advance(session, instance, migrations.REVERTED)
 
 
 def snapshot_uploaded(session: Session, event: P.SnapshotEvent) -> None:

@@ -508,6 +508,29 @@ class InstanceAction(Base):
     message: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
+class Migration(Base):
+    """A resize or cold migration of a server (os-migrations): where it went from and to,
+    the flavors, and how far it got (Nova's statuses: pre-migrating, finished,
+    confirmed, reverting, reverted, error)."""
+
+    __tablename__ = "migrations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    instance_id: Mapped[str] = mapped_column(String(36), index=True)
+    project_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(64))
+    migration_type: Mapped[str] = mapped_column(String(16))  # resize, migration
+    status: Mapped[str] = mapped_column(String(16))
+    source_node: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    source_compute: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    dest_node: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    dest_compute: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    old_flavor_id: Mapped[str] = mapped_column(String(255))
+    new_flavor_id: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
 class InstanceActionEvent(Base):
     """The work an action started on the node; finished once the instance settles."""
 

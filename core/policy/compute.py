@@ -154,6 +154,13 @@ RULES = [
     ),
     _rule("os-hypervisors:list", ADMIN, "List hypervisors.", "GET", "/os-hypervisors"),
     _rule(
+        "os-migrations:index",
+        ADMIN,
+        "List the resizes and cold migrations of servers.",
+        "GET",
+        "/os-migrations",
+    ),
+    _rule(
         "os-hypervisors:list-detail",
         ADMIN,
         "List hypervisors in detail.",

@@ -22,6 +22,7 @@ from ciaostack.agents.state import StateStore
 from ciaostack.core.ssntp import payloads as P
 from tests.support.cloud import Cloud
 from tests.support.compute import ComputeClient, World, compute_world
+from tests.support.compute_api import call, conforms
 from tests.support.core import wait_until
 
 MEDIUM = "3"  # m1.medium: 4096 MB, 2 vCPUs, 40 GB
@@ -250,3 +251,51 @@ def test_migrate(world: World, placed: Placed) -> None:
     assert admin.action(server_id, {"confirmResize": None}).status_code == 204
     client.wait(server_id, "ACTIVE")
     assert host_of(world, server_id) == before
+
+
+def test_os_migrations_record_each_resize_and_migration(world: World, placed: Placed) -> None:
+    """Every resize and migration is listed for administrators, newest first, with
+    where it went, its flavors and how it ended; by microversion, tempest's schemas."""
+    cloud, token = world.cloud, world.admin.token
+    server_id = world.boot(placed.client)
+    source = host_of(world, server_id)
+    assert world.admin.action(server_id, {"migrate": None}).status_code == 202
+    placed.client.wait(server_id, "VERIFY_RESIZE")
+    assert world.admin.action(server_id, {"revertResize": None}).status_code == 202
+    placed.client.wait(server_id, "ACTIVE")
+    assert placed.client.action(server_id, {"resize": {"flavorRef": MEDIUM}}).status_code == 202
+    placed.client.wait(server_id, "VERIFY_RESIZE")
+    dest = host_of(world, server_id)
+    assert placed.client.action(server_id, {"confirmResize": None}).status_code == 204
+    placed.client.wait(server_id, "ACTIVE")
+
+    mine = f"/os-migrations?instance_uuid={server_id}"
+    body = conforms(call(cloud, "GET", mine, token), "2.1", "migrations", "list_migrations")
+    resize, migration = body["migrations"]
+    assert (resize["status"], migration["status"]) == ("confirmed", "reverted")
+    assert (resize["old_instance_type_id"], resize["new_instance_type_id"]) == (42, 3)
+    assert migration["old_instance_type_id"] == migration["new_instance_type_id"] == 42
+    assert resize["source_compute"] == source and resize["dest_compute"] == dest
+    assert migration["source_compute"] == source and migration["dest_compute"] != source
+    typed = call(cloud, "GET", mine, token, "2.23")
+    typed = conforms(typed, "2.23", "migrations", "list_migrations")
+    assert [m["migration_type"] for m in typed["migrations"]] == ["resize", "migration"]
+    only = call(cloud, "GET", f"{mine}&migration_type=migration", token, "2.23").json()
+    assert [m["id"] for m in only["migrations"]] == [migration["id"]]
+    assert call(cloud, "GET", f"{mine}&status=reverted", token).json()["migrations"] == [migration]
+    assert call(cloud, "GET", "/os-migrations?host=no-such-host", token).json() == {
+        "migrations": []
+    }
+    # 2.59: uuids, and pages by limit and marker (tempest's schema has no page links).
+    conforms(call(cloud, "GET", mine, token, "2.59"), "2.59", "migrations", "list_migrations")
+    page = call(cloud, "GET", f"{mine}&limit=1", token, "2.59").json()
+    assert [m["id"] for m in page["migrations"]] == [resize["id"]]
+    marker = page["migrations"][0]["uuid"]
+    assert f"marker={marker}" in page["migrations_links"][0]["href"]
+    rest = call(cloud, "GET", f"{mine}&limit=1&marker={marker}", token, "2.59").json()
+    assert [m["id"] for m in rest["migrations"]] == [migration["id"]]
+    bad = call(cloud, "GET", f"/os-migrations?marker={uuid.uuid4()}", token, "2.59")
+    assert bad.status_code == 400, bad.text
+    # Administrators only.
+    refused = call(cloud, "GET", "/os-migrations", placed.client.token)
+    assert refused.status_code == 403, refused.text
