@@ -117,6 +117,55 @@ def test_cli_server_lifecycle(tmp_path: Path, cloud: Cloud, world: World, alice:
     assert not [r for r in as_json("server", "list") if r["ID"] == server_id]
 
 
+def test_cli_migrate_as_admin(tmp_path: Path, cloud: Cloud, world: World) -> None:
+    """`openstack server migrate --wait`, `server migration list` and `server
+    migration confirm` as the administrator: the server ends on the other node."""
+    config = tmp_path / "clouds.yaml"
+    auth = {
+        "auth_url": f"{cloud.url}/identity",
+        "username": "admin",
+        "password": cloud.admin_password,
+        "project_name": "admin",
+        "user_domain_name": "Default",
+        "project_domain_id": "default",
+    }
+    config.write_text(yaml.safe_dump({"clouds": {"admin": {"auth": auth}}}))
+    base = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+    env = {**base, "HOME": str(tmp_path), "OS_CLIENT_CONFIG_FILE": str(config)}
+
+    def run(*args: str) -> str:
+        proc = subprocess.run(
+            [str(OPENSTACK), "--os-cloud", "admin", *args],
+            env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert proc.returncode == 0, f"openstack {' '.join(args)}:\n{proc.stderr}"
+        return proc.stdout
+
+    def as_json(*args: str) -> Any:
+        return json.loads(run(*args, "-f", "json"))
+
+    created = as_json(
+        "server", "create", "--flavor", "m1.nano", "--image", world.image["id"],
+        "--wait", "mig-vm",
+    )  # fmt: skip
+    server_id = created["id"]
+    before = created["OS-EXT-SRV-ATTR:host"]
+    run("server", "migrate", "--wait", server_id)
+    moved = as_json("server", "show", server_id)
+    assert moved["status"] == "VERIFY_RESIZE"
+    assert moved["OS-EXT-SRV-ATTR:host"] not in (before, None)
+    [row] = as_json("server", "migration", "list", "--server", server_id)
+    assert row["Status"] == "finished" and row["Source Compute"] == before
+    assert row["Dest Compute"] == moved["OS-EXT-SRV-ATTR:host"]
+    run("server", "migration", "confirm", server_id)
+    admin = world.admin
+    confirmed = admin.wait(server_id, "ACTIVE")
+    assert confirmed["OS-EXT-SRV-ATTR:host"] == moved["OS-EXT-SRV-ATTR:host"]
+    [row] = as_json("server", "migration", "list", "--server", server_id)
+    assert row["Status"] == "confirmed"
+    run("server", "delete", "--wait", server_id)
+
+
 def test_openstacksdk_create_and_delete_with_wait(
     tmp_path: Path, cloud: Cloud, world: World, alice: Member
 ) -> None:
