@@ -169,7 +169,7 @@ def create_instances(
     return created
 
 
-def _command(instance: Instance, **extra: str) -> dict[str, Any]:
+def instance_command(instance: Instance, **extra: str) -> dict[str, Any]:
     """The command for the instance's node (or the node `workload_agent_uuid` names)."""
     fields = {"workload_agent_uuid": instance.node_uuid or "", **extra}
     return P.to_dict(P.InstanceCommand(instance_uuid=instance.id, **fields))
@@ -184,25 +184,30 @@ def delete_instance(session: Session, instance: Instance) -> None:
     instance.deleted = True
     instance.task_state = states.DELETING
     instance.terminated_at = utcnow()
-    enqueue(session, instance.id, "DELETE", _command(instance))
+    enqueue(session, instance.id, "DELETE", instance_command(instance))
 
 
 def stop_instance(session: Session, instance: Instance) -> None:
     states.check("stop", instance.vm_state, instance.task_state)
     instance.task_state = states.POWERING_OFF
-    enqueue(session, instance.id, "STOP", _command(instance))
+    enqueue(session, instance.id, "STOP", instance_command(instance))
 
 
 def start_instance(session: Session, instance: Instance) -> None:
     states.check("start", instance.vm_state, instance.task_state)
     instance.task_state = states.POWERING_ON
-    enqueue(session, instance.id, "RESTART", _command(instance))
+    enqueue(session, instance.id, "RESTART", instance_command(instance))
 
 
 def reboot_instance(session: Session, instance: Instance, hard: bool = False) -> None:
     states.check("reboot", instance.vm_state, instance.task_state)
     instance.task_state = states.REBOOTING_HARD if hard else states.REBOOTING
-    enqueue(session, instance.id, "RESTART", _command(instance, reboot="hard" if hard else "soft"))
+    enqueue(
+        session,
+        instance.id,
+        "RESTART",
+        instance_command(instance, reboot="hard" if hard else "soft"),
+    )
 
 
 def attach_volume(session: Session, instance: Instance, volume_id: str, device: str = "") -> None:
@@ -243,7 +248,7 @@ def _instance_action(
 ) -> None:
     states.check(action, instance.vm_state, instance.task_state, instance.id)
     instance.task_state = task
-    enqueue(session, instance.id, command, _command(instance))
+    enqueue(session, instance.id, command, instance_command(instance))
 
 
 def pause_instance(session: Session, instance: Instance) -> None:
@@ -422,9 +427,11 @@ def confirm_resize(session: Session, instance: Instance) -> None:
     migrations.advance(session, instance, migrations.CONFIRMED)
     if instance.resize_source_node:
         source, instance.resize_source_node = instance.resize_source_node, None
-        enqueue(session, instance.id, "DELETE", _command(instance, workload_agent_uuid=source))
+        enqueue(
+            session, instance.id, "DELETE", instance_command(instance, workload_agent_uuid=source)
+        )
         return
-    enqueue(session, instance.id, "CONFIRM_RESIZE", _command(instance))
+    enqueue(session, instance.id, "CONFIRM_RESIZE", instance_command(instance))
 
 
 def revert_resize(session: Session, instance: Instance) -> None:
@@ -436,7 +443,7 @@ def revert_resize(session: Session, instance: Instance) -> None:
     instance.task_state = states.RESIZE_REVERTING
     migrations.advance(session, instance, migrations.REVERTING)
     if instance.resize_source_node:
-        enqueue(session, instance.id, "DELETE", _command(instance))
+        enqueue(session, instance.id, "DELETE", instance_command(instance))
         return
     revert = P.Resize(
         instance_uuid=instance.id,

@@ -25,6 +25,7 @@ from ciaostack.core.controller.operations import (
     current_flavor,
     enqueue,
     excess,
+    instance_command,
     set_flavor,
 )
 from ciaostack.core.db.models import ComputeNode, ConsoleReply, Instance, InstanceAction, utcnow
@@ -339,7 +340,10 @@ def instance_deleted(session: Session, event: P.InstanceEvent) -> None:
         instance.task_state = None
         instance.power_state = states.Power.NOSTATE
     elif instance.resize_source_node and instance.task_state == states.RESIZE_REVERTING:
-        _moved_back(session, instance)
+        # Locked and read again: every controller applies this event.
+        reverting = _live(session, instance.id, states.COMMAND_TASKS["REVERT_RESIZE"])
+        if reverting is not None and reverting.resize_source_node:
+            _moved_back(session, reverting)
 
 
 def _moved_back(session: Session, instance: Instance) -> None:
@@ -353,7 +357,7 @@ def _moved_back(session: Session, instance: Instance) -> None:
     _reverted(session, instance)
     if running:
         instance.task_state = states.POWERING_ON
-        enqueue(session, instance.id, "RESTART", _instance_command(instance))
+        enqueue(session, instance.id, "RESTART", instance_command(instance))
 
 
 def start_failed(session: Session, failure: P.StartFailure, max_attempts: int) -> bool:
@@ -492,15 +496,7 @@ def _moved(session: Session, instance: Instance, node_uuid: str) -> None:
     node = session.get(ComputeNode, node_uuid)
     instance.host = node.hostname if node is not None else instance.host
     stopped = instance.resize_source_node if was_running else node_uuid
-    enqueue(session, instance.id, "STOP", _instance_command(instance, stopped))
-
-
-def _instance_command(instance: Instance, node_uuid: str = "") -> dict[str, Any]:
-    return P.to_dict(
-        P.InstanceCommand(
-            instance_uuid=instance.id, workload_agent_uuid=node_uuid or instance.node_uuid or ""
-        )
-    )
+    enqueue(session, instance.id, "STOP", instance_command(instance, workload_agent_uuid=stopped))
 
 
 def resize_failed(session: Session, failure: P.InstanceFailure) -> None:
