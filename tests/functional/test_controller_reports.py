@@ -18,7 +18,14 @@ from sqlalchemy import select
 from ciaostack.core import errors
 from ciaostack.core.controller import operations, reports, states
 from ciaostack.core.db import migrate
-from ciaostack.core.db.models import Image, ImageProperty, Instance, InstanceAction, QuotaUsage
+from ciaostack.core.db.models import (
+    Image,
+    ImageProperty,
+    Instance,
+    InstanceAction,
+    Outbox,
+    QuotaUsage,
+)
 from ciaostack.core.db.session import Database
 from ciaostack.core.ssntp import payloads as P
 
@@ -323,3 +330,88 @@ def test_tasks_no_node_answered_fail_after_the_deadline(db: Database) -> None:
     with db.session(readonly=True) as session:
         fault = session.get(Instance, pausing.id).fault
     assert fault is not None and "did not answer" in fault["message"]
+
+
+def _outbox(db: Database, instance_id: str) -> list[tuple[str, str]]:
+    """(command, node) of the commands queued for the instance, oldest first."""
+    with db.session(readonly=True) as session:
+        rows = session.scalars(
+            select(Outbox).where(Outbox.instance_id == instance_id).order_by(Outbox.id)
+        )
+        return [(row.command, row.payload["workload_agent_uuid"]) for row in rows]
+
+
+def test_a_resize_that_moved_is_applied_once_by_every_controller(db: Database) -> None:
+    """The new node's InstanceResized moves the instance and stops the copy left
+    behind, once however often it arrives; reports of either copy from the other node
+    change nothing meanwhile; the revert's InstanceDeleted brings it back once, even
+    from two controllers at once."""
+    source, target = str(uuid.uuid4()), str(uuid.uuid4())
+    instance = _instance(db, task_state=states.RESIZE_PREP, new_flavor=LARGE, node_uuid=source)
+    # The new copy starting on the target is neither the instance's state nor a stray.
+    assert _apply_stats(db, _stats_of(instance.id, target, P.InstanceState.RUNNING)) == []
+    assert _state(db, instance.id) == (states.ACTIVE, states.RESIZE_PREP)
+    for _ in range(2):
+        _apply(db, reports.instance_resized, P.InstanceEvent(instance.id, target))
+    with db.session(readonly=True) as session:
+        moved = session.get(Instance, instance.id)
+        assert (moved.node_uuid, moved.resize_source_node) == (target, source)
+        assert (moved.vm_state, moved.vcpus) == (states.RESIZED, LARGE["vcpus"])
+    assert _outbox(db, instance.id) == [("STOP", source)]
+    # The stopped copy on the source, reported or announced, changes nothing.
+    assert _apply_stats(db, _stats_of(instance.id, source, P.InstanceState.STOPPED)) == []
+    _apply(db, reports.instance_stopped, P.InstanceEvent(instance.id, source))
+    _apply(db, reports.instance_deleted, P.InstanceEvent(instance.id, source))
+    assert _state(db, instance.id) == (states.RESIZED, None)
+
+    with db.session() as session:
+        operations.revert_resize(session, session.get(Instance, instance.id))
+    assert _outbox(db, instance.id)[-1] == ("DELETE", target)
+    deleted = P.InstanceEvent(instance.id, target)
+    first_applied = threading.Event()
+    failures: list[BaseException] = []
+
+    def first() -> None:
+        try:
+            with db.session() as session:
+                reports.instance_deleted(session, deleted)
+                session.flush()
+                first_applied.set()
+                time.sleep(0.5)  # the second controller reads meanwhile
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            failures.append(exc)
+            first_applied.set()
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert first_applied.wait(10)
+    _apply(db, reports.instance_deleted, deleted)
+    thread.join()
+    assert not failures
+    with db.session(readonly=True) as session:
+        back = session.get(Instance, instance.id)
+        assert (back.node_uuid, back.resize_source_node) == (source, None)
+        assert (back.vcpus, back.task_state) == (SMALL["vcpus"], states.POWERING_ON)
+    assert _outbox(db, instance.id)[-1:] == [("RESTART", source)]
+    assert [c for c, _ in _outbox(db, instance.id)].count("RESTART") == 1
+    assert _usage(db, instance.project_id) == {"instances": 1, "cores": 1, "ram": 512}
+
+
+def _stats_of(instance_id: str, node_uuid: str, state: P.InstanceState) -> P.Stats:
+    return P.Stats(
+        node_uuid,
+        P.NodeStatus.READY,
+        4096,
+        4096,
+        10000,
+        10000,
+        4,
+        4,
+        instances=[P.InstanceStat(instance_uuid=instance_id, state=state)],
+    )
+
+
+def _apply_stats(db: Database, report: P.Stats) -> list[tuple[str, str]]:
+    """The strays a report leaves (the instances its node must delete)."""
+    with db.session() as session:
+        return reports.stats(session, [report])
