@@ -20,7 +20,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from ciaostack.core import errors
-from ciaostack.core.compute import flavors, keypairs, quotas
+from ciaostack.core.compute import flavors, keypairs, nodes, quotas, server_groups
 from ciaostack.core.compute import instance_actions as actions
 from ciaostack.core.compute.servers import (
     Servers,
@@ -146,7 +146,8 @@ class ServerActions:
     def resize(
         self, session: Session, caller: AuthContext, instance: Instance, flavor_id: str, rid: str
     ) -> None:
-        """To another flavor, on the same node (the scheduler checks it has room)."""
+        """To another flavor: on the server's node when it has room (the scheduler checks),
+        else on another node that can take it."""
         self._unlocked(session, caller, instance)
         states.check("resize", instance.vm_state, instance.task_state, instance.id)
         try:
@@ -171,7 +172,9 @@ class ServerActions:
             **flavor_snapshot(flavor, flavors.extra_specs(session, flavor.id)),
         }
         limits = quotas.limits_for(session, instance.project_id)
-        operations.resize_instance(session, instance, wanted, limits)
+        operations.resize_instance(
+            session, instance, wanted, limits, _constraints(session, instance)
+        )
         actions.record(session, instance, actions.RESIZE, caller, rid)
 
     def migrate(
@@ -182,13 +185,19 @@ class ServerActions:
         states.check("migrate", instance.vm_state, instance.task_state, instance.id)
         node_uuid = ""
         if host is not None:
-            node = session.scalar(select(ComputeNode).where(ComputeNode.hostname == host))
-            if node is None or not node.connected:
+            node = session.scalar(
+                select(ComputeNode).where(
+                    ComputeNode.hostname == host,
+                    ComputeNode.connected.is_(True),
+                    ComputeNode.node_type == nodes.COMPUTE,
+                )
+            )
+            if node is None:
                 raise errors.BadRequest(f"Compute host {host} could not be found.")
             if node.uuid == instance.node_uuid:
                 raise errors.BadRequest("The target host can't be the same one.")
             node_uuid = node.uuid
-        operations.migrate_instance(session, instance, node_uuid)
+        operations.migrate_instance(session, instance, node_uuid, _constraints(session, instance))
         actions.record(session, instance, actions.MIGRATE, caller, rid)
 
     # -- snapshot and backup --------------------------------------------------------------------
@@ -311,3 +320,14 @@ def _check_image_metadata(
     if enforce:
         limit = quotas.limits_for(session, instance.project_id)["metadata_items"]
         quotas.check_metadata_items(limit, len(metadata), image=True)
+
+
+def _constraints(session: Session, instance: Instance) -> operations.Constraints:
+    """The server group and hint rules a server that moves must keep, as they are now."""
+    required = (instance.start_payload or {}).get("requirements", {})
+    return server_groups.move_constraints(
+        session,
+        instance,
+        list(required.get("same_node_as", [])),
+        list(required.get("different_node_from", [])),
+    )

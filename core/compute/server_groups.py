@@ -172,6 +172,40 @@ def placement_constraints(session: Session, group: ServerGroup) -> tuple[list[st
     return (placed, []) if group.policy == AFFINITY else ([], placed)
 
 
+def move_constraints(
+    session: Session, instance: Instance, same: list[str], different: list[str]
+) -> tuple[list[str], list[str]]:
+    """(same_node_as, different_node_from) for a server moving to another node: its
+    group's members as they are now (the boot's lists miss those that joined since),
+    and the instances its boot's lists named that still run."""
+    group = session.scalar(
+        select(ServerGroup)
+        .join(ServerGroupMember, ServerGroupMember.group_id == ServerGroup.id)
+        .where(ServerGroupMember.instance_id == instance.id)
+    )
+    join, avoid = placement_constraints(session, group) if group is not None else ([], [])
+    named = [*same, *different]
+    running = set(
+        session.scalars(
+            select(Instance.id).where(
+                Instance.id.in_(named),
+                Instance.deleted.is_(False),
+                Instance.vm_state != states.ERROR,
+            )
+        )
+        if named
+        else ()
+    )
+
+    def others(ids: list[str]) -> list[str]:
+        return [i for i in dict.fromkeys(ids) if i != instance.id]
+
+    return (
+        others([*join, *(i for i in same if i in running)]),
+        others([*avoid, *(i for i in different if i in running)]),
+    )
+
+
 def add_member(session: Session, group: ServerGroup, instance_id: str) -> None:
     """Join a new instance to the group, within the project's server_group_members
     quota (Forbidden when full). Call with a group from group_for_hint() so that

@@ -30,35 +30,42 @@ def begin(
     migration_type: str,
     old_flavor: Mapping[str, Any],
     new_flavor: Mapping[str, Any],
-) -> None:
+) -> int:
+    """The new record's id (a move's START carries it as its attempt number, so that a
+    failure to start is matched with the resize it belongs to)."""
     now = utcnow()
-    session.add(
-        Migration(
-            uuid=str(uuid.uuid4()),
-            instance_id=instance.id,
-            project_id=instance.project_id,
-            user_id=instance.user_id,
-            migration_type=migration_type,
-            status=PRE_MIGRATING,
-            source_node=instance.node_uuid,
-            source_compute=instance.host,
-            old_flavor_id=old_flavor["id"],
-            new_flavor_id=new_flavor["id"],
-            created_at=now,
-            updated_at=now,
-        )
+    row = Migration(
+        uuid=str(uuid.uuid4()),
+        instance_id=instance.id,
+        project_id=instance.project_id,
+        user_id=instance.user_id,
+        migration_type=migration_type,
+        status=PRE_MIGRATING,
+        source_node=instance.node_uuid,
+        source_compute=instance.host,
+        old_flavor_id=old_flavor["id"],
+        new_flavor_id=new_flavor["id"],
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(row)
+    session.flush([row])
+    return row.id
+
+
+def in_flight(session: Session, instance: Instance) -> Migration | None:
+    return session.scalar(
+        select(Migration)
+        .where(Migration.instance_id == instance.id, Migration.status.not_in(_FINAL))
+        .order_by(Migration.id.desc())
+        .limit(1)
     )
 
 
 def advance(session: Session, instance: Instance, status: str) -> None:
     """The instance's migration in flight reaches `status`; on `finished`, the node the
     instance is on now is its destination."""
-    current = session.scalar(
-        select(Migration)
-        .where(Migration.instance_id == instance.id, Migration.status.not_in(_FINAL))
-        .order_by(Migration.id.desc())
-        .limit(1)
-    )
+    current = in_flight(session, instance)
     if current is None:
         return
     current.status = status

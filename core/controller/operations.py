@@ -185,6 +185,16 @@ def delete_instance(session: Session, instance: Instance) -> None:
     instance.task_state = states.DELETING
     instance.terminated_at = utcnow()
     enqueue(session, instance.id, "DELETE", instance_command(instance))
+    if instance.resize_source_node:
+        # The copy a move left behind goes too.
+        source = instance.resize_source_node
+        enqueue(
+            session, instance.id, "DELETE", instance_command(instance, workload_agent_uuid=source)
+        )
+    if instance.new_flavor or instance.old_flavor:
+        # As Nova, a server deleted while it waits for a verdict has its resize confirmed.
+        ended = migrations.CONFIRMED if instance.vm_state == states.RESIZED else migrations.ERROR
+        migrations.advance(session, instance, ended)
 
 
 def stop_instance(session: Session, instance: Instance) -> None:
@@ -345,31 +355,45 @@ def set_flavor(session: Session, instance: Instance, flavor: Mapping[str, Any]) 
         }
 
 
+# What a moving instance must share a node with and must avoid (see server_groups).
+Constraints = tuple[list[str], list[str]]
+
+
 def resize_instance(
-    session: Session, instance: Instance, flavor: Mapping[str, Any], limits: Mapping[str, int]
+    session: Session,
+    instance: Instance,
+    flavor: Mapping[str, Any],
+    limits: Mapping[str, int],
+    constraints: Constraints | None = None,
 ) -> None:
     """Ask the instance's node to apply `flavor`; what it adds is reserved now, in this
-    transaction, or the resize is refused (403)."""
+    transaction, or the resize is refused (403). `constraints` hold if it must move."""
     _check_resizable(instance, "resize")
     current = current_flavor(session, instance)
     quota.reserve(session, instance.project_id, excess(flavor, current), limits)
-    _resize(session, instance, migrations.RESIZE, flavor, current)
+    _resize(session, instance, migrations.RESIZE, flavor, current, constraints)
 
 
-def migrate_instance(session: Session, instance: Instance, node_uuid: str = "") -> None:
+def migrate_instance(
+    session: Session,
+    instance: Instance,
+    node_uuid: str = "",
+    constraints: Constraints | None = None,
+) -> None:
     """Move the instance to another node (`node_uuid`, or one the scheduler picks) with
     its flavor: a resize that always moves, confirmed or reverted the same way."""
     _check_resizable(instance, "migrate")
     if not instance.start_payload:
         raise errors.Conflict(f"Cannot 'migrate' instance {instance.id}: it was never placed")
     current = current_flavor(session, instance)
-    _resize(session, instance, migrations.MIGRATION, current, current, node_uuid)
+    _resize(session, instance, migrations.MIGRATION, current, current, constraints, node_uuid)
 
 
 def _check_resizable(instance: Instance, action: str) -> None:
     states.check(action, instance.vm_state, instance.task_state, instance.id)
-    if instance.new_flavor is not None:
-        # Its quota is still reserved and its event still due: one resize at a time.
+    if instance.new_flavor is not None or instance.resize_source_node:
+        # Its quota is still reserved and its event still due, or the copy a move left
+        # is still being deleted: one resize at a time.
         raise errors.Conflict(f"Cannot '{action}' instance {instance.id}: a resize is pending")
 
 
@@ -379,9 +403,10 @@ def _resize(
     kind: str,
     flavor: Mapping[str, Any],
     current: Mapping[str, Any],
+    constraints: Constraints | None,
     node_uuid: str = "",
 ) -> None:
-    migrations.begin(session, instance, kind, current, flavor)
+    migration_id = migrations.begin(session, instance, kind, current, flavor)
     instance.new_flavor = dict(flavor)
     instance.task_state = states.RESIZE_PREP
     resize = P.Resize(
@@ -389,18 +414,31 @@ def _resize(
         requirements=requirements_of(flavor),
         current=requirements_of(current),
         workload_agent_uuid=instance.node_uuid or "",
-        start=_moved_start(instance, flavor, node_uuid) if instance.start_payload else None,
+        start=_moved_start(instance, flavor, node_uuid, constraints, migration_id)
+        if instance.start_payload
+        else None,
         move=kind == migrations.MIGRATION,
     )
     enqueue(session, instance.id, "RESIZE", P.to_dict(resize))
 
 
-def _moved_start(instance: Instance, flavor: Mapping[str, Any], node_uuid: str) -> P.Start:
+def _moved_start(
+    instance: Instance,
+    flavor: Mapping[str, Any],
+    node_uuid: str,
+    constraints: Constraints | None,
+    migration_id: int,
+) -> P.Start:
     """The START that recreates the instance elsewhere with `flavor` (on `node_uuid` when
-    named). Its zone and server group rules still hold; a host it was created on by name
-    does not (as in Nova, a forced host is for the boot)."""
+    named). The zone it asked for and its server group rules (`constraints`, as they are
+    now) still hold; a host it was created on by name does not (as in Nova, a forced
+    host is for the boot)."""
     start = P.from_dict(P.Start, instance.start_payload)
     sized = requirements_of(flavor)
+    same, different = constraints or (
+        start.requirements.same_node_as,
+        start.requirements.different_node_from,
+    )
     return dataclasses.replace(
         start,
         requirements=dataclasses.replace(
@@ -410,8 +448,10 @@ def _moved_start(instance: Instance, flavor: Mapping[str, Any], node_uuid: str) 
             disk_mb=sized.disk_mb,
             node_id=node_uuid,
             excluded_nodes=[],
+            same_node_as=list(same),
+            different_node_from=list(different),
         ),
-        attempt=1,
+        attempt=migration_id,
     )
 
 
@@ -426,7 +466,9 @@ def confirm_resize(session: Session, instance: Instance) -> None:
     instance.vm_state = states.at_rest(instance.power_state)
     migrations.advance(session, instance, migrations.CONFIRMED)
     if instance.resize_source_node:
-        source, instance.resize_source_node = instance.resize_source_node, None
+        # The node left stays recorded until it reports its copy deleted, so that its
+        # reports meanwhile are never taken for the instance's (reports.instance_deleted).
+        source = instance.resize_source_node
         enqueue(
             session, instance.id, "DELETE", instance_command(instance, workload_agent_uuid=source)
         )

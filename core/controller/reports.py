@@ -333,7 +333,14 @@ def instance_stopped(session: Session, event: P.InstanceEvent) -> None:
 
 def instance_deleted(session: Session, event: P.InstanceEvent) -> None:
     instance = session.get(Instance, event.instance_uuid)
-    if instance is None or _elsewhere(instance, event):
+    if instance is None:
+        return
+    if _left_copy_gone(instance, event.node_uuid):
+        left = _locked(session, instance.id)
+        if left is not None and _left_copy_gone(left, event.node_uuid):
+            left.resize_source_node = None
+        return
+    if _elsewhere(instance, event):
         return
     if instance.deleted:
         instance.vm_state = states.DELETED
@@ -346,13 +353,34 @@ def instance_deleted(session: Session, event: P.InstanceEvent) -> None:
             _moved_back(session, reverting)
 
 
+def _place_on(session: Session, instance: Instance, node_uuid: str) -> None:
+    """The instance is on `node_uuid` now (a move, or its revert): its host, and its zone
+    unless it asked for one (it could only move within that)."""
+    instance.node_uuid = node_uuid
+    node = session.get(ComputeNode, node_uuid)
+    if node is None:
+        return
+    instance.host = node.hostname or instance.host
+    if not (instance.start_payload or {}).get("requirements", {}).get("availability_zone"):
+        instance.availability_zone = node.availability_zone or instance.availability_zone
+
+
+def _left_copy_gone(instance: Instance, node_uuid: str) -> bool:
+    """The node a confirmed move left has deleted (or lost) the copy it kept."""
+    return bool(
+        node_uuid
+        and node_uuid == instance.resize_source_node
+        and instance.vm_state != states.RESIZED
+        and not instance.deleted
+    )
+
+
 def _moved_back(session: Session, instance: Instance) -> None:
     """A revert of a resize that moved the instance: its new copy is gone, so it is back
     on the node it left, with its old flavor, running again if it ran."""
     running = instance.power_state == states.Power.RUNNING
-    instance.node_uuid, instance.resize_source_node = instance.resize_source_node, None
-    node = session.get(ComputeNode, instance.node_uuid)
-    instance.host = node.hostname if node is not None else instance.host
+    source, instance.resize_source_node = instance.resize_source_node, None
+    _place_on(session, instance, source)
     instance.power_state = states.Power.SHUTDOWN  # its copy there was stopped
     _reverted(session, instance)
     if running:
@@ -369,7 +397,8 @@ def start_failed(session: Session, failure: P.StartFailure, max_attempts: int) -
     """
     instance = session.get(Instance, failure.instance_uuid)
     if instance is not None and instance.new_flavor is not None and failure.node_uuid:
-        if failure.node_uuid != instance.node_uuid:
+        moving = migrations.in_flight(session, instance)
+        if failure.node_uuid != instance.node_uuid and moving and moving.id == failure.attempt:
             # The node a resize moved the instance to could not start it: it stays.
             resize_failed(session, P.InstanceFailure(instance.id, failure.reason, failure.message))
         return False
@@ -430,10 +459,21 @@ def instance_failure(session: Session, failure: P.InstanceFailure, command: str)
     instance = _locked(session, failure.instance_uuid)
     if instance is None:
         return
-    if command == "DELETE" and failure.reason == P.NO_NODE and not instance.deleted:
-        if instance.resize_source_node and instance.task_state == states.RESIZE_REVERTING:
-            # The node a resize moved it to is gone, and its copy with it: back it goes.
-            _moved_back(session, instance)
+    if command == "DELETE" and not instance.deleted:
+        # Only a move deletes a copy of a live instance: the node a revert leaves, or
+        # the one a confirmed move left.
+        if instance.task_state == states.RESIZE_REVERTING and instance.resize_source_node:
+            if failure.reason == P.NO_NODE:
+                # The node it moved to is gone, and its copy with it: back it goes.
+                _moved_back(session, instance)
+            else:
+                instance.task_state = None
+                instance.fault = fault(f"REVERT_RESIZE failed: {failure.message or failure.reason}")
+                migrations.advance(session, instance, migrations.ERROR)
+        elif failure.reason == P.NO_NODE and _left_copy_gone(
+            instance, instance.resize_source_node or ""
+        ):
+            instance.resize_source_node = None  # the node left is gone; its copy, a stray
         return
     if command == "DELETE" or instance.deleted:
         if instance.deleted and failure.reason == P.NO_NODE:
@@ -492,9 +532,8 @@ def _moved(session: Session, instance: Instance, node_uuid: str) -> None:
     """The instance now runs on `node_uuid`; the copy on the node it left is stopped
     (kept for a revert), or, for a server that was stopped, the new copy is."""
     was_running = instance.power_state == states.Power.RUNNING
-    instance.resize_source_node, instance.node_uuid = instance.node_uuid, node_uuid
-    node = session.get(ComputeNode, node_uuid)
-    instance.host = node.hostname if node is not None else instance.host
+    instance.resize_source_node = instance.node_uuid
+    _place_on(session, instance, node_uuid)
     stopped = instance.resize_source_node if was_running else node_uuid
     enqueue(session, instance.id, "STOP", instance_command(instance, workload_agent_uuid=stopped))
 

@@ -59,6 +59,8 @@ class NodeTable:
         self._order: list[str] = []
         self._last = -1
         self.instance_node: dict[str, str] = {}
+        # Instances moving to another node -> the node they leave, which still holds them.
+        self._moved_from: dict[str, str] = {}
 
     def __len__(self) -> int:
         return len(self.nodes)
@@ -107,6 +109,7 @@ class NodeTable:
         for instance in node.instances:
             if self.instance_node.get(instance) == uuid:
                 del self.instance_node[instance]
+                self._back_to_source(instance)
         return node
 
     def forget_instance(self, instance: str, node_uuid: str = "") -> None:
@@ -115,10 +118,20 @@ class NodeTable:
         if node_uuid and self.instance_node.get(instance) != node_uuid:
             if node_uuid in self.nodes:
                 self.nodes[node_uuid].instances.discard(instance)
+            if self._moved_from.get(instance) == node_uuid:
+                del self._moved_from[instance]  # the copy a confirmed move left is gone
             return
         uuid = self.instance_node.pop(instance, None)
         if uuid is not None and uuid in self.nodes:
             self.nodes[uuid].instances.discard(instance)
+        self._back_to_source(instance)
+
+    def _back_to_source(self, instance: str) -> None:
+        """A move's new copy is gone (reverted, failed, or its node left): the instance
+        is where it was, if that node still holds it."""
+        source = self._moved_from.pop(instance, None)
+        if source is not None and source in self.nodes and instance in self.nodes[source].instances:
+            self.instance_node[instance] = source
 
     # -- placement ----------------------------------------------------------------------------
 
@@ -142,11 +155,13 @@ class NodeTable:
             return self.nodes[existing]
         return self._claim(instance, req)
 
-    def move(self, instance: str, req: Requirements) -> Node:
-        """Choose another node for an instance that is to move there (a resize its own node
-        has no room for; `req.excluded_nodes` names that node) and reserve the request on
-        it. The old node keeps what it holds until its next READY no longer lists it."""
-        return self._claim(instance, req)
+    def move(self, instance: str, req: Requirements, source: str) -> Node:
+        """Choose another node for an instance that leaves `source` (a resize its node has
+        no room for, or a migration; `req.excluded_nodes` names it) and reserve the request
+        there. The source keeps what it holds until its next READY no longer lists it."""
+        node = self._claim(instance, req)
+        self._moved_from[instance] = source
+        return node
 
     def _claim(self, instance: str, req: Requirements) -> Node:
         node = self._pinned(req) if req.node_id else self._first_fit(req)

@@ -239,32 +239,47 @@ class Scheduler:
         by (reserved there); else, when the controller sent the instance's START with it,
         the instance moves to a node that can take it whole (a migration, `move`, always
         does); else ResizeFailure (Nova's "no valid host"). False when answered here."""
-        if not node:
-            return True  # answered no_node by the caller
-        refusal = PlacementError(P.StartFailureReason.INVALID_DATA, "nothing to move it with")
-        if not resize.move:
+        if not node or node not in self.table.nodes:
+            return True  # answered no_node by the caller: a node that is gone moves nothing
+        moving_to = self.table.instance_node.get(resize.instance_uuid)
+        refusal: PlacementError | None = None
+        if resize.start is not None and moving_to not in (None, node):
+            # A RESIZE sent again (the controller's outbox sends at least once) while its
+            # move is under way: the START goes again to where the first one went.
+            refusal = await self._move(resize.start, node, moving_to)
+        elif not resize.move:
             try:
                 self.table.grow(node, resize.current, resize.requirements)
                 return True
             except PlacementError as exc:
                 LOG.info("instance=%s not resized on node=%s: %s", resize.instance_uuid, node, exc)
                 refusal = exc
-        if resize.start is not None:
+                if resize.start is not None:
+                    refusal = await self._move(resize.start, node)
+        elif resize.start is not None:
             refusal = await self._move(resize.start, node)
+        else:
+            refusal = PlacementError(P.StartFailureReason.INVALID_DATA, "a move needs a START")
         if refusal is not None:
             await conn.send_error(
                 Error.RESIZE_FAILURE, _failure(resize, refusal.reason.value, refusal.message)
             )
         return False
 
-    async def _move(self, start: P.Start, source: str) -> PlacementError | None:
-        """Start a resized instance on another node; why not, when no node can take it."""
+    async def _move(
+        self, start: P.Start, source: str, again_to: str | None = None
+    ) -> PlacementError | None:
+        """Start a resized instance on another node (`again_to` when it was sent there
+        already); why not, when no node can take it."""
         requirements = dataclasses.replace(
             start.requirements,
             excluded_nodes=[*start.requirements.excluded_nodes, source],
         )
         try:
-            target = self.table.move(start.instance_uuid, requirements)
+            if again_to is not None:
+                target = self.table.nodes[again_to]
+            else:
+                target = self.table.move(start.instance_uuid, requirements, source)
         except PlacementError as exc:
             LOG.info("instance=%s has no node to move to: %s", start.instance_uuid, exc)
             return exc

@@ -415,3 +415,36 @@ def _apply_stats(db: Database, report: P.Stats) -> list[tuple[str, str]]:
     """The strays a report leaves (the instances its node must delete)."""
     with db.session() as session:
         return reports.stats(session, [report])
+
+
+def test_a_confirmed_move_ignores_the_left_copy_until_it_is_gone(db: Database) -> None:
+    """After a confirm, the node the instance left still lists its stopped copy until
+    it deletes it: even with the instance's own node unreachable (its reports absent),
+    that copy must not take the instance back; once reported deleted, a copy it lists
+    again is a stray."""
+    source, target = str(uuid.uuid4()), str(uuid.uuid4())
+    instance = _instance(db, task_state=states.RESIZE_PREP, new_flavor=LARGE, node_uuid=source)
+    _apply(db, reports.instance_resized, P.InstanceEvent(instance.id, target))
+    with db.session() as session:
+        operations.confirm_resize(session, session.get(Instance, instance.id))
+    assert _outbox(db, instance.id)[-1] == ("DELETE", source)
+    with db.session() as session, pytest.raises(errors.Conflict, match="a resize is pending"):
+        operations.resize_instance(session, session.get(Instance, instance.id), SMALL, {})
+    # No node row for the target: it is not known to be up.
+    assert _apply_stats(db, _stats_of(instance.id, source, P.InstanceState.STOPPED)) == []
+    with db.session(readonly=True) as session:
+        row = session.get(Instance, instance.id)
+        assert (row.node_uuid, row.vm_state, row.resize_source_node) == (
+            target,
+            states.ACTIVE,
+            source,
+        )
+    _apply(db, reports.instance_deleted, P.InstanceEvent(instance.id, source))
+    with db.session(readonly=True) as session:
+        row = session.get(Instance, instance.id)
+        assert (row.node_uuid, row.resize_source_node, row.deleted) == (target, None, False)
+    # Listed there again (a late report), it is a copy to delete, not the instance.
+    _apply_stats(db, _stats_of(instance.id, target, P.InstanceState.RUNNING))
+    assert _apply_stats(db, _stats_of(instance.id, source, P.InstanceState.STOPPED)) == [
+        (source, instance.id)
+    ]

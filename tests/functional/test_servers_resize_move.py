@@ -167,6 +167,29 @@ def test_a_stopped_server_moves_stopped(world: World, placed: Placed) -> None:
     assert copies(world, small)[other] == P.InstanceState.STOPPED
 
 
+def test_a_confirmed_move_waits_for_the_copy_left_behind(world: World, placed: Placed) -> None:
+    """Until the node a move left reports its copy deleted, that copy's reports are
+    never the server's and a new resize is refused; then the server is free again."""
+    client = placed.client
+    server_id = world.boot(client)
+    before = host_of(world, server_id)
+    assert world.admin.action(server_id, {"migrate": None}).status_code == 202
+    client.wait(server_id, "VERIFY_RESIZE")
+    assert world.admin.action(server_id, {"confirmResize": None}).status_code == 204
+    client.wait(server_id, "ACTIVE")
+    after = host_of(world, server_id)
+    wait_copy(world, before, server_id, None)
+    wait_until(
+        lambda: client.action(server_id, {"resize": {"flavorRef": MEDIUM}}).status_code == 202,
+        timeout=15,
+        what="the resize to be accepted",
+    )
+    client.wait(server_id, "VERIFY_RESIZE")
+    assert client.action(server_id, {"confirmResize": None}).status_code == 204
+    client.wait(server_id, "ACTIVE")
+    assert host_of(world, server_id) in (before, after)
+
+
 def test_no_node_can_take_the_new_flavor(world: World) -> None:
     huge = world.admin.call(
         "POST",
@@ -236,7 +259,12 @@ def test_migrate(world: World, placed: Placed) -> None:
     assert "could not be found" in refusal({"migrate": {"host": "no-such-host"}})
     assert refusal({"migrate": {"host": before, "extra": 1}})
     assert refusal({"migrate": {"host": before}}, admin)  # before 2.56: no host
-    assert at_2_56.action(server_id, {"migrate": {"host": before}}).status_code == 202
+    # A new move waits (409) until the node the last one left has deleted its copy.
+    wait_until(
+        lambda: at_2_56.action(server_id, {"migrate": {"host": before}}).status_code != 409,
+        timeout=15,
+        what="the migration to be accepted",
+    )
     client.wait(server_id, "VERIFY_RESIZE")
     assert host_of(world, server_id) == before
     assert admin.action(server_id, {"revertResize": None}).status_code == 202

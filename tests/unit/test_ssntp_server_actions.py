@@ -152,20 +152,29 @@ def test_a_resize_the_node_has_no_room_for_is_refused() -> None:
 
 
 def test_a_move_goes_elsewhere_and_the_node_left_keeps_its_copy() -> None:
-    table = _table(nodes=("n1", "n2", "n3"))
+    table = _table(mem=16384, nodes=("n1", "n2", "n3"))
     table.place("i1", OLD)
     assert table.instance_node["i1"] == "n1"
     # Not to the node it leaves, even with room there; the new node is charged in full.
-    moved = table.move("i1", dataclasses.replace(REQ, excluded_nodes=["n1"]))
-    assert moved.uuid == "n2" and moved.mem_free_mb == 4096 - REQ.mem_mb
+    away = dataclasses.replace(REQ, excluded_nodes=["n1"])
+    moved = table.move("i1", away, "n1")
+    assert moved.uuid == "n2" and moved.mem_free_mb == 16384 - REQ.mem_mb
     assert table.instance_node["i1"] == "n2"
     assert "i1" in table.nodes["n1"].instances  # until its READY says otherwise
-    # The copy deleted where it was leaves the instance where it is now ...
+    # The new copy gone (a revert, a failed start): the instance is where it was.
+    table.forget_instance("i1", "n2")
+    assert table.instance_node["i1"] == "n1" and "i1" not in table.nodes["n2"].instances
+    # Its target leaving the cloud does the same.
+    assert table.move("i1", away, "n1").uuid == "n3"
+    table.remove("n3")
+    assert table.instance_node["i1"] == "n1"
+    # Moved for good: the copy deleted where it was leaves it where it is now ...
+    assert table.move("i1", away, "n1").uuid == "n2"
     table.forget_instance("i1", "n1")
     assert table.instance_node["i1"] == "n2" and "i1" not in table.nodes["n1"].instances
     # ... and deleted there, it is gone.
     table.forget_instance("i1", "n2")
     assert "i1" not in table.instance_node and "i1" not in table.nodes["n2"].instances
     with pytest.raises(PlacementError) as nowhere:
-        table.move("i2", dataclasses.replace(REQ, excluded_nodes=["n1", "n2", "n3"]))
+        table.move("i2", dataclasses.replace(REQ, excluded_nodes=["n1", "n2"]), "n1")
     assert nowhere.value.reason is P.StartFailureReason.FULL_CLOUD
