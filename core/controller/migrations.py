@@ -49,7 +49,7 @@ def begin(
         updated_at=now,
     )
     session.add(row)
-    session.flush([row])
+    session.flush()
     return row.id
 
 

@@ -23,6 +23,7 @@ from ciaostack.core.db.models import (
     ImageProperty,
     Instance,
     InstanceAction,
+    Migration,
     Outbox,
     QuotaUsage,
 )
@@ -448,3 +449,43 @@ def test_a_confirmed_move_ignores_the_left_copy_until_it_is_gone(db: Database) -
     assert _apply_stats(db, _stats_of(instance.id, source, P.InstanceState.STOPPED)) == [
         (source, instance.id)
     ]
+
+
+def _migrations(db: Database, instance_id: str) -> list[tuple[int, str]]:
+    with db.session(readonly=True) as session:
+        rows = session.scalars(
+            select(Migration).where(Migration.instance_id == instance_id).order_by(Migration.id)
+        )
+        return [(row.id, row.status) for row in rows]
+
+
+def test_a_stale_start_failure_ends_only_its_own_move(db: Database) -> None:
+    """A move's START carries its resize's number: the failure of the first move, applied
+    late by another controller, leaves the second resize in flight."""
+    source, target = str(uuid.uuid4()), str(uuid.uuid4())
+    instance = _instance(db, node_uuid=source)
+    with db.session() as session:
+        operations.resize_instance(session, session.get(Instance, instance.id), LARGE, {})
+    [(first, _)] = _migrations(db, instance.id)
+    failure = P.StartFailure(instance.id, P.StartFailureReason.FULL_CN, "full", target, first)
+    _apply(db, reports.start_failed, failure, 3)
+    assert _state(db, instance.id) == (states.ACTIVE, None)
+    with db.session() as session:
+        operations.resize_instance(session, session.get(Instance, instance.id), LARGE, {})
+    _apply(db, reports.start_failed, failure, 3)  # late, at another controller
+    assert _state(db, instance.id) == (states.ACTIVE, states.RESIZE_PREP)
+    assert [status for _, status in _migrations(db, instance.id)] == ["error", "pre-migrating"]
+
+
+def test_deleting_a_moved_server_deletes_both_copies(db: Database) -> None:
+    source, target = str(uuid.uuid4()), str(uuid.uuid4())
+    instance = _instance(db, node_uuid=source)
+    with db.session() as session:
+        operations.resize_instance(session, session.get(Instance, instance.id), LARGE, {})
+    _apply(db, reports.instance_resized, P.InstanceEvent(instance.id, target))
+    assert _state(db, instance.id) == (states.RESIZED, None)
+    with db.session() as session:
+        operations.delete_instance(session, session.get(Instance, instance.id))
+    assert _outbox(db, instance.id)[-2:] == [("DELETE", target), ("DELETE", source)]
+    assert [status for _, status in _migrations(db, instance.id)] == ["confirmed"]
+    assert _usage(db, instance.project_id) == {"instances": 0, "cores": 0, "ram": 0}

@@ -190,6 +190,33 @@ def test_a_confirmed_move_waits_for_the_copy_left_behind(world: World, placed: P
     assert host_of(world, server_id) in (before, after)
 
 
+def test_a_move_keeps_the_group_rules_as_they_are_now(world: World, placed: Placed) -> None:
+    """The first member of an anti-affinity group cannot move onto the node of a member
+    that joined after it (its boot knew of none)."""
+    client = placed.client
+    group = client.call(
+        "POST",
+        "/os-server-groups",
+        json={"server_group": {"name": "apart", "policies": ["anti-affinity"]}},
+    )
+    assert group.status_code == 200, group.text
+    hints = {"group": group.json()["server_group"]["id"]}
+    first = world.boot(client, hints=hints)
+    second = world.boot(client, hints=hints)
+    assert host_of(world, first) != host_of(world, second)
+    assert world.admin.action(first, {"migrate": None}).status_code == 202
+    # The only other node holds the second member: no valid host, and it stays.
+    wait_until(
+        lambda: client.show(first)["OS-EXT-STS:task_state"] is None,
+        timeout=30,
+        what="the migration to end",
+    )
+    assert client.show(first)["status"] == "ACTIVE"
+    assert host_of(world, first) != host_of(world, second)
+    listed = call(world.cloud, "GET", f"/os-migrations?instance_uuid={first}", world.admin.token)
+    assert [m["status"] for m in listed.json()["migrations"]] == ["error"]
+
+
 def test_no_node_can_take_the_new_flavor(world: World) -> None:
     huge = world.admin.call(
         "POST",
