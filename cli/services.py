@@ -114,6 +114,7 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
 async def _serve_controller(conf: Config) -> None:
     from ciaostack.core.controller.service import Controller, client_factory
     from ciaostack.core.db.session import Database
+    from ciaostack.core.images.store import open_store
 
     db = Database(conf.database_url)
     controller = Controller(
@@ -124,6 +125,7 @@ async def _serve_controller(conf: Config) -> None:
         resend_after=conf.get("controller", "resend_after"),
         task_timeout=conf.get("controller", "task_timeout"),
         poll_interval=conf.get("controller", "poll_interval"),
+        image_store=open_store(conf),
     )
     runner = asyncio.create_task(controller.run())
     stopper = asyncio.create_task(wait_for_signal())

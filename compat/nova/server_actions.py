@@ -1,7 +1,8 @@
 """POST /servers/{id}/action: the server actions the compute nodes carry out.
 
 os-start, os-stop, reboot, pause, unpause, suspend, resume, rebuild, resize,
-migrate, confirmResize, revertResize, createImage and createBackup change the server
+migrate, confirmResize, revertResize, createImage, createBackup, shelve,
+shelveOffload and unshelve change the server
 (and queue the node's command) in one transaction and answer at once, as Nova
 does: 202 with no body for most, the server for a rebuild, the image id for a
 snapshot or backup, 204 for confirmResize. The server's status then follows
@@ -40,9 +41,6 @@ NOT_AVAILABLE = frozenset(
     {
         "os-migrateLive",
         "evacuate",
-        "shelve",
-        "shelveOffload",
-        "unshelve",
         "rescue",
         "unrescue",
         "changePassword",
@@ -190,6 +188,18 @@ def _migrate(call: Call) -> None:
     call.actions.migrate(call.session, call.auth, call.instance, host, call.request_id)
 
 
+def _shelve(call: Call) -> None:
+    call.actions.shelve(call.session, call.auth, call.instance, call.request_id)
+
+
+def _shelve_offload(call: Call) -> None:
+    call.actions.shelve_offload(call.session, call.auth, call.instance, call.request_id)
+
+
+def _unshelve(call: Call) -> None:
+    call.actions.unshelve(call.session, call.auth, call.instance, call.request_id)
+
+
 def _resize(call: Call) -> None:
     flavor_id = last_segment(call.body["resize"]["flavorRef"])
     call.actions.resize(call.session, call.auth, call.instance, flavor_id, call.request_id)
@@ -310,6 +320,13 @@ HANDLERS: dict[str, tuple[str, Schema, Callable[[Call], Answer | None]]] = {
     "rebuild": ("os_compute_api:servers:rebuild", server_schemas.rebuild, _rebuild),
     "resize": ("os_compute_api:servers:resize", server_schemas.RESIZE, _resize),
     "migrate": ("os_compute_api:os-migrate-server:migrate", server_schemas.migrate, _migrate),
+    "shelve": ("os_compute_api:os-shelve:shelve", server_schemas.SHELVE, _shelve),
+    "shelveOffload": (
+        "os_compute_api:os-shelve:shelve_offload",
+        server_schemas.SHELVE_OFFLOAD,
+        _shelve_offload,
+    ),
+    "unshelve": ("os_compute_api:os-shelve:unshelve", server_schemas.UNSHELVE, _unshelve),
     "confirmResize": (
         "os_compute_api:servers:confirm_resize",
         server_schemas.CONFIRM_RESIZE,

@@ -245,6 +245,9 @@ SUSPEND = _any_argument("suspend")
 RESUME = _any_argument("resume")
 CONFIRM_RESIZE = _any_argument("confirmResize")
 REVERT_RESIZE = _any_argument("revertResize")
+SHELVE = _any_argument("shelve")
+SHELVE_OFFLOAD = _any_argument("shelveOffload")
+UNSHELVE = _any_argument("unshelve")
 CONSOLE_OUTPUT = {
     "type": "object",
     "properties": {

@@ -46,6 +46,8 @@ STATE_MAP: dict[str, dict[str | None, str]] = {
     states.PAUSED: {"default": "PAUSED"},
     states.SUSPENDED: {"default": "SUSPENDED"},
     states.RESIZED: {"default": "VERIFY_RESIZE", states.RESIZE_REVERTING: "REVERT_RESIZE"},
+    states.SHELVED: {"default": "SHELVED"},
+    states.SHELVED_OFFLOADED: {"default": "SHELVED_OFFLOADED"},
     states.ERROR: {"default": "ERROR"},
     states.DELETED: {"default": "DELETED"},
 }
@@ -55,8 +57,6 @@ OTHER_STATUSES = frozenset(
         "RESCUE",
         "MIGRATING",
         "PASSWORD",
-        "SHELVED",
-        "SHELVED_OFFLOADED",
         "SOFT_DELETED",
         "UNKNOWN",
     }

@@ -34,6 +34,7 @@ REBUILD, RESIZE, CONFIRM_RESIZE, REVERT_RESIZE = (
 )
 CREATE_IMAGE, CREATE_BACKUP = "createImage", "createBackup"
 MIGRATE = "migrate"
+SHELVE, SHELVE_OFFLOAD, UNSHELVE = "shelve", "shelveOffload", "unshelve"
 EVENTS = {
     CREATE: "compute__do_build_and_run_instance",
     DELETE: "compute_terminate_instance",
@@ -48,6 +49,9 @@ EVENTS = {
     REBUILD: "compute_rebuild_instance",
     RESIZE: "compute_prep_resize",
     MIGRATE: "cold_migrate",
+    SHELVE: "compute_shelve_instance",
+    SHELVE_OFFLOAD: "compute_shelve_offload_instance",
+    UNSHELVE: "compute_unshelve_instance",
     CONFIRM_RESIZE: "compute_confirm_resize",
     REVERT_RESIZE: "compute_revert_resize",
     CREATE_IMAGE: "compute_snapshot_instance",

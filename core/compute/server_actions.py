@@ -238,6 +238,35 @@ class ServerActions:
         properties = {"image_type": "backup", **metadata, "backup_type": rotation.backup_type}
         return self._snapshot(session, caller, instance, name, properties, rotation, rid)
 
+    # -- shelve -----------------------------------------------------------------------------
+
+    def shelve(self, session: Session, caller: AuthContext, instance: Instance, rid: str) -> None:
+        """Keep the disk as an image named `<server>-shelved`, then leave the node."""
+        self._unlocked(session, caller, instance)
+        self._snapshot(
+            session,
+            caller,
+            instance,
+            f"{instance.name}-shelved",
+            {"image_type": "snapshot"},
+            None,
+            rid,
+            actions.SHELVE,
+        )
+
+    def shelve_offload(
+        self, session: Session, caller: AuthContext, instance: Instance, rid: str
+    ) -> None:
+        self._unlocked(session, caller, instance)
+        states.check(actions.SHELVE_OFFLOAD, instance.vm_state, instance.task_state, instance.id)
+        operations.offload_instance(session, instance)
+        actions.record(session, instance, actions.SHELVE_OFFLOAD, caller, rid)
+
+    def unshelve(self, session: Session, caller: AuthContext, instance: Instance, rid: str) -> None:
+        self._unlocked(session, caller, instance)
+        operations.unshelve_instance(session, instance)
+        actions.record(session, instance, actions.UNSHELVE, caller, rid)
+
     def _snapshot(
         self,
         session: Session,
@@ -247,8 +276,9 @@ class ServerActions:
         properties: Mapping[str, str],
         rotation: snapshots.Rotation | None,
         rid: str,
+        action: str | None = None,
     ) -> str:
-        action = actions.CREATE_IMAGE if rotation is None else actions.CREATE_BACKUP
+        action = action or (actions.CREATE_IMAGE if rotation is None else actions.CREATE_BACKUP)
         states.check(action, instance.vm_state, instance.task_state, instance.id)
         own = {"instance_uuid": instance.id, "user_id": caller.user_id}
         if caller.project_id == instance.project_id:

@@ -144,6 +144,7 @@ def create_instances(
             new_flavor=None,
             old_flavor=None,
             resize_source_node=None,
+            shelved_image_id=None,
             created_at=now,
             updated_at=now,
             launched_at=None,
@@ -503,6 +504,7 @@ def revert_resize(session: Session, instance: Instance) -> None:
 SNAPSHOT_TASKS = {
     "createImage": states.IMAGE_SNAPSHOT_PENDING,
     "createBackup": states.IMAGE_BACKUP,
+    "shelve": states.SHELVING_IMAGE_PENDING_UPLOAD,
 }
 
 
@@ -518,6 +520,8 @@ def snapshot_instance(
     (the outbox row holds the grant until it is sent; it is good for this image only)."""
     states.check(action, instance.vm_state, instance.task_state, instance.id)
     instance.task_state = SNAPSHOT_TASKS[action]
+    if action == "shelve":
+        instance.shelved_image_id = image_id
     snapshot = P.Snapshot(
         instance_uuid=instance.id,
         image_uuid=image_id,
@@ -526,6 +530,30 @@ def snapshot_instance(
         workload_agent_uuid=instance.node_uuid or "",
     )
     enqueue(session, instance.id, "SNAPSHOT", P.to_dict(snapshot))
+
+
+def offload_instance(session: Session, instance: Instance) -> None:
+    """A shelved instance leaves its node: the node deletes its copy, and the report of
+    that makes it SHELVED_OFFLOADED (reports.instance_deleted)."""
+    instance.task_state = states.SHELVING_OFFLOADING
+    enqueue(session, instance.id, "DELETE", instance_command(instance))
+
+
+def unshelve_instance(session: Session, instance: Instance) -> None:
+    """Start the instance again from the image its shelve kept, on any node that can
+    take it (where it was created, named or not, no longer binds it)."""
+    states.check("unshelve", instance.vm_state, instance.task_state, instance.id)
+    if not instance.shelved_image_id or not instance.start_payload:
+        raise errors.Conflict(f"Cannot 'unshelve' instance {instance.id}: it has no shelved image")
+    start = P.from_dict(P.Start, instance.start_payload)
+    start = dataclasses.replace(
+        start,
+        image_uuid=instance.shelved_image_id,
+        requirements=dataclasses.replace(start.requirements, node_id="", excluded_nodes=[]),
+        node_uuid="",
+    )
+    instance.task_state = states.UNSHELVING
+    enqueue(session, instance.id, "START", P.to_dict(start))
 
 
 def request_console_output(

@@ -20,7 +20,7 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from ciaostack.core import quota
-from ciaostack.core.controller import migrations, states
+from ciaostack.core.controller import migrations, operations, states
 from ciaostack.core.controller.operations import (
     current_flavor,
     enqueue,
@@ -123,6 +123,7 @@ _ENDED_BY_RUNNING = frozenset(
         states.SPAWNING,
         states.UNPAUSING,
         states.RESUMING,
+        states.UNSHELVING,
     }
 )
 # Tasks that leave an instance in the node's state, and the state each settles in.
@@ -245,7 +246,12 @@ def _apply_stats(
         instance = rows.get(stat.instance_uuid)
         if instance is not None and not instance.deleted and _moving_copy(instance, report):
             continue
-        if instance is None or instance.deleted or _runs_elsewhere(session, instance, report):
+        if (
+            instance is None
+            or instance.deleted
+            or _runs_elsewhere(session, instance, report)
+            or (instance.vm_state == states.SHELVED_OFFLOADED and not instance.task_state)
+        ):
             strays.append(stat.instance_uuid)
             continue
         if instance.vm_state == states.ERROR and instance.node_uuid not in (None, report.node_uuid):
@@ -342,6 +348,11 @@ def instance_deleted(session: Session, event: P.InstanceEvent) -> None:
         return
     if _elsewhere(instance, event):
         return
+    if not instance.deleted and instance.task_state == states.SHELVING_OFFLOADING:
+        offloaded = _live(session, instance.id, states.COMMAND_TASKS["DELETE"])
+        if offloaded is not None:
+            _offloaded(offloaded)
+        return
     if instance.deleted:
         instance.vm_state = states.DELETED
         instance.task_state = None
@@ -363,6 +374,14 @@ def _place_on(session: Session, instance: Instance, node_uuid: str) -> None:
     instance.host = node.hostname or instance.host
     if not (instance.start_payload or {}).get("requirements", {}).get("availability_zone"):
         instance.availability_zone = node.availability_zone or instance.availability_zone
+
+
+def _offloaded(instance: Instance) -> None:
+    """A shelved instance's copy is gone from its node: it holds no node until unshelved."""
+    instance.vm_state = states.SHELVED_OFFLOADED
+    instance.task_state = None
+    instance.node_uuid = instance.host = None
+    instance.power_state = states.Power.SHUTDOWN
 
 
 def _left_copy_gone(instance: Instance, node_uuid: str) -> bool:
@@ -396,6 +415,15 @@ def start_failed(session: Session, failure: P.StartFailure, max_attempts: int) -
     received the same failure cannot start the instance twice.
     """
     instance = session.get(Instance, failure.instance_uuid)
+    if instance is not None and instance.task_state == states.UNSHELVING:
+        unshelving = _live(session, instance.id, states.COMMAND_TASKS["START"])
+        if unshelving is not None:
+            unshelving.task_state = None
+            detail = failure.message or failure.reason
+            unshelving.fault = fault(
+                NO_VALID_HOST + detail if failure.reason in NO_ROOM else detail
+            )
+        return False
     if instance is not None and instance.new_flavor is not None and failure.node_uuid:
         moving = migrations.in_flight(session, instance)
         if failure.node_uuid != instance.node_uuid and moving and moving.id == failure.attempt:
@@ -460,9 +488,15 @@ def instance_failure(session: Session, failure: P.InstanceFailure, command: str)
     if instance is None:
         return
     if command == "DELETE" and not instance.deleted:
-        # Only a move deletes a copy of a live instance: the node a revert leaves, or
-        # the one a confirmed move left.
-        if instance.task_state == states.RESIZE_REVERTING and instance.resize_source_node:
+        # Only a move or a shelve deletes a copy of a live instance: the node a revert
+        # leaves, the one a confirmed move left, or the node of a shelved instance.
+        if instance.task_state == states.SHELVING_OFFLOADING:
+            if failure.reason == P.NO_NODE:
+                _offloaded(instance)  # its node is gone, and its copy with it
+            else:
+                instance.task_state = None
+                instance.fault = fault(f"Offload failed: {failure.message or failure.reason}")
+        elif instance.task_state == states.RESIZE_REVERTING and instance.resize_source_node:
             if failure.reason == P.NO_NODE:
                 # The node it moved to is gone, and its copy with it: back it goes.
                 _moved_back(session, instance)
@@ -573,8 +607,14 @@ def _reverted(session: Session, instance: Instance) -> None:
 
 def snapshot_uploaded(session: Session, event: P.SnapshotEvent) -> None:
     instance = _live(session, event.instance_uuid, states.COMMAND_TASKS["SNAPSHOT"])
-    if instance is not None:
-        instance.task_state = None
+    if instance is None:
+        return
+    instance.task_state = None
+    if event.image_uuid == instance.shelved_image_id:
+        # Shelved: its disk is kept; it leaves its node at once (Nova's default
+        # shelved_offload_time of 0).
+        instance.vm_state = states.SHELVED
+        operations.offload_instance(session, instance)
 
 
 def snapshot_failed(session: Session, failure: P.SnapshotFailure) -> None:
@@ -585,6 +625,8 @@ def snapshot_failed(session: Session, failure: P.SnapshotFailure) -> None:
         return
     snapshots.discard_unfinished(session, failure.image_uuid, instance.id, instance.project_id)
     if not instance.deleted and instance.task_state in states.COMMAND_TASKS["SNAPSHOT"]:
+        if instance.task_state == states.SHELVING_IMAGE_PENDING_UPLOAD:
+            instance.shelved_image_id = None  # discarded above: the shelve did not happen
         instance.task_state = None
         instance.fault = fault(f"SNAPSHOT failed: {failure.message or failure.reason}")
 

@@ -28,7 +28,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -36,6 +36,8 @@ from ciaostack.core.controller import reports, states
 from ciaostack.core.controller.operations import enqueue
 from ciaostack.core.db.models import ComputeNode, ConsoleReply, Instance, Outbox, utcnow
 from ciaostack.core.db.session import Database
+from ciaostack.core.images import snapshots
+from ciaostack.core.images.store import Store
 from ciaostack.core.ssntp import payloads as P
 from ciaostack.core.ssntp.frames import Command, Error, Event, Frame, Role, Status, Type
 from ciaostack.core.ssntp.transport import Client, Connection
@@ -143,8 +145,11 @@ class Controller:
         task_timeout: float = 1800,
         poll_interval: float = 0.2,
         reconcile_interval: float = 2.0,
+        image_store: Store | None = None,
     ) -> None:
         self.db = db
+        # Where image data is: the controller deletes the images of shelves that are over.
+        self.image_store = image_store
         self.name = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.max_attempts = max_attempts
         self.build_timeout = dt.timedelta(seconds=build_timeout)
@@ -402,7 +407,37 @@ class Controller:
             session.execute(
                 delete(ConsoleReply).where(ConsoleReply.created_at < now - CONSOLE_REPLY_TTL)
             )
+            discarded = self._discard_shelved_images(session)
+        for location in discarded:
+            with contextlib.suppress(OSError):
+                self.image_store.delete(location)  # type: ignore[union-attr]
         return queued
+
+    def _discard_shelved_images(self, session: Session) -> list[str]:
+        """The images of shelves that are over (the server runs again, or is deleted):
+        their records go now, their data after the commit (returned)."""
+        if self.image_store is None:
+            return []
+        done = session.scalars(
+            select(Instance).where(
+                Instance.shelved_image_id.is_not(None),
+                or_(
+                    Instance.deleted.is_(True),
+                    and_(
+                        Instance.vm_state.not_in([states.SHELVED, states.SHELVED_OFFLOADED]),
+                        Instance.task_state.is_(None),
+                    ),
+                ),
+            )
+        ).all()
+        locations: list[str] = []
+        for instance in done:
+            location = snapshots.discard_shelved(session, instance.shelved_image_id or "")
+            if location is not None:
+                locations.append(location)
+            LOG.info("instance=%s shelved image=%s deleted", instance.id, instance.shelved_image_id)
+            instance.shelved_image_id = None
+        return locations
 
     def _finish_deletes(self, session: Session, now: dt.datetime) -> bool:
         queued = False

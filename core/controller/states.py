@@ -16,6 +16,9 @@ PAUSED = "paused"
 SUSPENDED = "suspended"
 # A resize the node has applied, waiting for the owner to confirm or revert it.
 RESIZED = "resized"
+# Shelved: its disk kept as an image; offloaded, it holds no node until unshelved.
+SHELVED = "shelved"
+SHELVED_OFFLOADED = "shelved_offloaded"
 ERROR = "error"
 DELETED = "deleted"
 
@@ -34,6 +37,9 @@ RESIZE_PREP = "resize_prep"
 RESIZE_REVERTING = "resize_reverting"
 IMAGE_SNAPSHOT_PENDING = "image_snapshot_pending"
 IMAGE_BACKUP = "image_backup"
+SHELVING_IMAGE_PENDING_UPLOAD = "shelving_image_pending_upload"
+SHELVING_OFFLOADING = "shelving_offloading"
+UNSHELVING = "unshelving"
 DELETING = "deleting"
 
 
@@ -54,7 +60,9 @@ ALLOWED: dict[str, frozenset[str]] = {
     "start": frozenset({STOPPED}),
     # a soft reboot only from ACTIVE (core/compute/servers.py): a guest must be running
     "reboot": frozenset({ACTIVE, STOPPED, PAUSED, SUSPENDED, ERROR}),
-    "delete": frozenset({BUILDING, ACTIVE, STOPPED, PAUSED, SUSPENDED, RESIZED, ERROR}),
+    "delete": frozenset(
+        {BUILDING, ACTIVE, STOPPED, PAUSED, SUSPENDED, RESIZED, SHELVED, SHELVED_OFFLOADED, ERROR}
+    ),
     "pause": frozenset({ACTIVE}),
     "unpause": frozenset({PAUSED}),
     "suspend": frozenset({ACTIVE}),
@@ -66,6 +74,9 @@ ALLOWED: dict[str, frozenset[str]] = {
     "revertResize": frozenset({RESIZED}),
     "createImage": frozenset({ACTIVE, STOPPED, PAUSED, SUSPENDED}),
     "createBackup": frozenset({ACTIVE, STOPPED, PAUSED, SUSPENDED}),
+    "shelve": frozenset({ACTIVE, STOPPED, PAUSED, SUSPENDED}),
+    "shelveOffload": frozenset({SHELVED}),
+    "unshelve": frozenset({SHELVED, SHELVED_OFFLOADED}),
 }
 # actions allowed while another task is in flight
 INTERRUPTIBLE_BY = {"delete": None}
@@ -75,7 +86,15 @@ INTERRUPTIBLE_BY = {"delete": None}
 # ends nothing, or the event that follows (which moves flavors, quota and images)
 # would find no task and be ignored.
 ENDED_BY_EVENT_ONLY = frozenset(
-    {REBUILDING, RESIZE_PREP, RESIZE_REVERTING, IMAGE_SNAPSHOT_PENDING, IMAGE_BACKUP}
+    {
+        REBUILDING,
+        RESIZE_PREP,
+        RESIZE_REVERTING,
+        IMAGE_SNAPSHOT_PENDING,
+        IMAGE_BACKUP,
+        SHELVING_IMAGE_PENDING_UPLOAD,
+        SHELVING_OFFLOADING,
+    }
 )
 
 # A command -> the tasks it is in flight for: only its event or its failure (from the
@@ -93,7 +112,10 @@ COMMAND_TASKS: dict[str, frozenset[str]] = {
     "REVERT_RESIZE": frozenset({RESIZE_REVERTING}),
     # A confirm sets no task: its failure only leaves a fault on an instance at rest.
     "CONFIRM_RESIZE": frozenset(),
-    "SNAPSHOT": frozenset({IMAGE_SNAPSHOT_PENDING, IMAGE_BACKUP}),
+    "SNAPSHOT": frozenset({IMAGE_SNAPSHOT_PENDING, IMAGE_BACKUP, SHELVING_IMAGE_PENDING_UPLOAD}),
+    # A shelve offloads by deleting the node's copy; an unshelve starts it again.
+    "DELETE": frozenset({SHELVING_OFFLOADING}),
+    "START": frozenset({UNSHELVING}),
 }
 
 

@@ -202,7 +202,7 @@ class Instance(Base):
     mem_mb: Mapped[int] = mapped_column(Integer)
     vcpus: Mapped[int] = mapped_column(Integer)
     disk_gb: Mapped[int] = mapped_column(Integer, default=0)
-    vm_state: Mapped[str] = mapped_column(String(16), default="building")
+    vm_state: Mapped[str] = mapped_column(String(32), default="building")
     task_state: Mapped[str | None] = mapped_column(String(32), nullable=True)
     power_state: Mapped[int] = mapped_column(Integer, default=0)
     node_uuid: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
@@ -221,6 +221,9 @@ class Instance(Base):
     # A resize that moved the instance: the node it left, which keeps its stopped copy
     # until the owner confirms (the copy is deleted) or reverts (it runs again there).
     resize_source_node: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    # The image a shelve kept the disk in, until an unshelve has run it again (or the
+    # server is deleted): the controller then deletes the image.
+    shelved_image_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
     launched_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)

@@ -283,6 +283,19 @@ def discard_unfinished(session: Session, image_id: str, instance_id: str, projec
     session.delete(row)
 
 
+def discard_shelved(session: Session, image_id: str) -> str | None:
+    """Delete the image a shelve kept a server's disk in, once the server runs again or
+    is gone (as Nova does); returns where its data is, for the caller to delete from the
+    store after the commit (data without a record is never served)."""
+    row = session.get(Image, image_id, with_for_update=True)
+    if row is None:
+        return None
+    for model in (ImageProperty, ImageTag, ImageMember):
+        session.execute(delete(model).where(model.image_id == image_id))
+    session.delete(row)
+    return row.location
+
+
 def _granted(grant: Grant, status: str | None = "queued") -> Authorize:
     """The grant is the authorization (no policy rule applies to a node's upload), for
     the granted instance's own images only, and (`status`) in that status."""

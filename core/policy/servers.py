@@ -103,6 +103,15 @@ RULES = [
     _rule("os-suspend-server:resume", PROJECT_MEMBER_OR_ADMIN, "Resume a server.", "POST", ACTION),
     _rule("servers:rebuild", PROJECT_MEMBER_OR_ADMIN, "Rebuild a server.", "POST", ACTION),
     _rule("servers:resize", PROJECT_MEMBER_OR_ADMIN, "Resize a server.", "POST", ACTION),
+    _rule("os-shelve:shelve", PROJECT_MEMBER_OR_ADMIN, "Shelve a server.", "POST", ACTION),
+    _rule(
+        "os-shelve:shelve_offload",
+        ADMIN,
+        "Offload a shelved server from its compute node.",
+        "POST",
+        ACTION,
+    ),
+    _rule("os-shelve:unshelve", PROJECT_MEMBER_OR_ADMIN, "Unshelve a server.", "POST", ACTION),
     _rule(
         "os-migrate-server:migrate",
         ADMIN,

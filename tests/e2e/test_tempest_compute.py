@@ -58,7 +58,6 @@ M1_TINY = "1"  # flavor_ref_alt: another of bootstrap's flavors
 _MICROVERSION = "needs a microversion above the 2.74 this cloud serves"
 _VOLUMES = "needs block storage (Cinder), which this cloud does not have yet"
 _GUEST = "logs into the guest over SSH (validation): the fake backend has no guest"
-_SHELVE = "shelve is off: not implemented"
 # Per module (under tempest.api.compute): a class, a test, or the start of test names
 # -> why they may skip.
 ALLOWED_SKIPS: dict[str, dict[str, str]] = {
@@ -89,7 +88,6 @@ ALLOWED_SKIPS: dict[str, dict[str, str]] = {
     },
     "servers.test_delete_server": {
         "DeleteServersTestJSON.test_delete_server_while_in_attached_volume": _VOLUMES,
-        "DeleteServersTestJSON.test_delete_server_while_in_shelved_state": _SHELVE,
     },
     "servers.test_server_actions": {
         "ServerActionsV293TestJSON": _VOLUMES,
@@ -103,7 +101,6 @@ ALLOWED_SKIPS: dict[str, dict[str, str]] = {
         "ServerActionsTestOtherB.test_get_console_output_server_id_in_shutoff_status": (
             "tempest skips it itself until its bug 2028851 is resolved"
         ),
-        "ServerActionsTestOtherB.test_shelve_": _SHELVE,
     },
     "servers.test_servers_negative": {
         "ServersNegativeTestJSON.test_create_server_from_non_bootable_volume": _VOLUMES,
@@ -111,8 +108,6 @@ ALLOWED_SKIPS: dict[str, dict[str, str]] = {
         "ServersNegativeTestJSON.test_personality_file_contents_not_encoded": (
             "personality is off: personality files are refused (user_data replaces them)"
         ),
-        "ServersNegativeTestJSON.test_shelve_": _SHELVE,
-        "ServersNegativeTestJSON.test_unshelve_": _SHELVE,
     },
 }
 _SKIP_PREFIXES = tuple(
