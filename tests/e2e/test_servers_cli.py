@@ -1,7 +1,7 @@
 """The real `openstack` CLI, openstacksdk and tempest's response schemas against
 ciaostack's compute API, with servers booted by real scheduler, controller and
 fake-launcher processes: the CLI's server life cycle includes pause/unpause,
-resize with confirm, and the console log."""
+resize with confirm, shelve and unshelve, and the console log."""
 
 from __future__ import annotations
 
@@ -112,6 +112,11 @@ def test_cli_server_lifecycle(tmp_path: Path, cloud: Cloud, world: World, alice:
     assert log.startswith("[    0.000000] Linux version") and "boot 4" in log
     tail = run("console", "log", "show", "--lines", "3", "cli-vm").splitlines()
     assert len(tail) == 3 and tail[-1] == f"instance-{server_id[:8]} login: "
+    # Shelved: offloaded at once; unshelved: running again from its shelved image.
+    run("server", "shelve", "--wait", "cli-vm")
+    assert as_json("server", "show", "cli-vm")["status"] == "SHELVED_OFFLOADED"
+    run("server", "unshelve", "--wait", "cli-vm")
+    assert as_json("server", "show", "cli-vm")["status"] == "ACTIVE"
     run("server", "delete", "--wait", "cli-vm")
     assert client.call("GET", f"/servers/{server_id}").status_code == 404
     assert not [r for r in as_json("server", "list") if r["ID"] == server_id]
