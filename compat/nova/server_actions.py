@@ -8,8 +8,8 @@ does: 202 with no body for most, the server for a rebuild, the image id for a
 snapshot or backup, 204 for confirmResize. The server's status then follows
 the node's reports. os-getConsoleOutput asks the node and waits (bounded) for
 its answer. lock, unlock, forceDelete, addSecurityGroup and removeSecurityGroup
-need no node. Nova's actions that nothing here can carry out (migrations,
-shelving, rescue...) answer 501, as Nova does for a feature its driver lacks.
+need no node. Nova's actions that nothing here can carry out (live migration,
+rescue...) answer 501, as Nova does for a feature its driver lacks.
 """
 
 from __future__ import annotations

@@ -264,7 +264,7 @@ class ServerActions:
 
     def unshelve(self, session: Session, caller: AuthContext, instance: Instance, rid: str) -> None:
         self._unlocked(session, caller, instance)
-        operations.unshelve_instance(session, instance)
+        operations.unshelve_instance(session, instance, _constraints(session, instance))
         actions.record(session, instance, actions.UNSHELVE, caller, rid)
 
     def _snapshot(

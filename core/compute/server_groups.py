@@ -149,11 +149,15 @@ def group_for_hint(session: Session, group_id: str, project_id: str) -> ServerGr
     return group
 
 
+# Members that run on no node, and so constrain no placement: in error, or shelved off it.
+NOWHERE = (states.ERROR, states.SHELVED_OFFLOADED)
+
+
 def placement_constraints(session: Session, group: ServerGroup) -> tuple[list[str], list[str]]:
     """(same_node_as, different_node_from) for the scheduler's Requirements.
 
     Affinity joins the group's live members, anti-affinity avoids them; members in
-    ERROR run nowhere and constrain nothing.
+    ERROR or shelved off their node run nowhere and constrain nothing.
     """
     if group.policy not in (AFFINITY, ANTI_AFFINITY):
         return [], []
@@ -164,7 +168,7 @@ def placement_constraints(session: Session, group: ServerGroup) -> tuple[list[st
             .where(
                 ServerGroupMember.group_id == group.id,
                 Instance.deleted.is_(False),
-                Instance.vm_state != states.ERROR,
+                Instance.vm_state.not_in(NOWHERE),
             )
             .order_by(Instance.created_at, Instance.id)
         )
@@ -190,7 +194,7 @@ def move_constraints(
             select(Instance.id).where(
                 Instance.id.in_(named),
                 Instance.deleted.is_(False),
-                Instance.vm_state != states.ERROR,
+                Instance.vm_state.not_in(NOWHERE),
             )
         )
         if named

@@ -519,9 +519,16 @@ def snapshot_instance(
     """The node copies the instance's disk and uploads it to `upload_url` with `grant`
     (the outbox row holds the grant until it is sent; it is good for this image only)."""
     states.check(action, instance.vm_state, instance.task_state, instance.id)
-    instance.task_state = SNAPSHOT_TASKS[action]
     if action == "shelve":
+        if instance.shelved_image_id:
+            # The controller deletes the last shelve's image within seconds of the
+            # unshelve; the column holds one image.
+            raise errors.Conflict(
+                f"Cannot 'shelve' instance {instance.id}: its last shelved image is "
+                "still being deleted"
+            )
         instance.shelved_image_id = image_id
+    instance.task_state = SNAPSHOT_TASKS[action]
     snapshot = P.Snapshot(
         instance_uuid=instance.id,
         image_uuid=image_id,
@@ -539,17 +546,30 @@ def offload_instance(session: Session, instance: Instance) -> None:
     enqueue(session, instance.id, "DELETE", instance_command(instance))
 
 
-def unshelve_instance(session: Session, instance: Instance) -> None:
+def unshelve_instance(
+    session: Session, instance: Instance, constraints: Constraints | None = None
+) -> None:
     """Start the instance again from the image its shelve kept, on any node that can
-    take it (where it was created, named or not, no longer binds it)."""
+    take it (where it was created, named or not, no longer binds it; `constraints`,
+    its group rules as they are now, do)."""
     states.check("unshelve", instance.vm_state, instance.task_state, instance.id)
     if not instance.shelved_image_id or not instance.start_payload:
         raise errors.Conflict(f"Cannot 'unshelve' instance {instance.id}: it has no shelved image")
     start = P.from_dict(P.Start, instance.start_payload)
+    same, different = constraints or (
+        start.requirements.same_node_as,
+        start.requirements.different_node_from,
+    )
     start = dataclasses.replace(
         start,
         image_uuid=instance.shelved_image_id,
-        requirements=dataclasses.replace(start.requirements, node_id="", excluded_nodes=[]),
+        requirements=dataclasses.replace(
+            start.requirements,
+            node_id="",
+            excluded_nodes=[],
+            same_node_as=list(same),
+            different_node_from=list(different),
+        ),
         node_uuid="",
     )
     instance.task_state = states.UNSHELVING

@@ -609,12 +609,14 @@ def snapshot_uploaded(session: Session, event: P.SnapshotEvent) -> None:
     instance = _live(session, event.instance_uuid, states.COMMAND_TASKS["SNAPSHOT"])
     if instance is None:
         return
-    instance.task_state = None
-    if event.image_uuid == instance.shelved_image_id:
+    if instance.task_state != states.SHELVING_IMAGE_PENDING_UPLOAD:
+        instance.task_state = None
+    elif event.image_uuid == instance.shelved_image_id:
         # Shelved: its disk is kept; it leaves its node at once (Nova's default
         # shelved_offload_time of 0).
         instance.vm_state = states.SHELVED
         operations.offload_instance(session, instance)
+    # (else: a late event of an earlier snapshot, which ends no shelve)
 
 
 def snapshot_failed(session: Session, failure: P.SnapshotFailure) -> None:
@@ -625,8 +627,6 @@ def snapshot_failed(session: Session, failure: P.SnapshotFailure) -> None:
         return
     snapshots.discard_unfinished(session, failure.image_uuid, instance.id, instance.project_id)
     if not instance.deleted and instance.task_state in states.COMMAND_TASKS["SNAPSHOT"]:
-        if instance.task_state == states.SHELVING_IMAGE_PENDING_UPLOAD:
-            instance.shelved_image_id = None  # discarded above: the shelve did not happen
         instance.task_state = None
         instance.fault = fault(f"SNAPSHOT failed: {failure.message or failure.reason}")
 

@@ -431,8 +431,14 @@ class Controller:
             )
         ).all()
         locations: list[str] = []
-        for instance in done:
-            location = snapshots.discard_shelved(session, instance.shelved_image_id or "")
+        for candidate in done:
+            # Read again, locked: a shelve may have started meanwhile (PostgreSQL).
+            instance = session.get(
+                Instance, candidate.id, with_for_update=True, populate_existing=True
+            )
+            if instance is None or not instance.shelved_image_id or not _shelve_over(instance):
+                continue
+            location = snapshots.discard_shelved(session, instance.shelved_image_id)
             if location is not None:
                 locations.append(location)
             LOG.info("instance=%s shelved image=%s deleted", instance.id, instance.shelved_image_id)
@@ -472,6 +478,14 @@ class Controller:
             instance.updated_at = now
             queued = True
         return queued
+
+
+def _shelve_over(instance: Instance) -> bool:
+    """The server runs again (or is gone): the image its shelve kept is not needed."""
+    return instance.deleted or (
+        instance.vm_state not in (states.SHELVED, states.SHELVED_OFFLOADED)
+        and instance.task_state is None
+    )
 
 
 def client_factory(conf, node_uuid: uuid.UUID | None = None):  # noqa: ANN001, ANN201

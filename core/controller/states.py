@@ -76,7 +76,9 @@ ALLOWED: dict[str, frozenset[str]] = {
     "createBackup": frozenset({ACTIVE, STOPPED, PAUSED, SUSPENDED}),
     "shelve": frozenset({ACTIVE, STOPPED, PAUSED, SUSPENDED}),
     "shelveOffload": frozenset({SHELVED}),
-    "unshelve": frozenset({SHELVED, SHELVED_OFFLOADED}),
+    # SHELVED lasts here only until the node has deleted its copy (the offload follows
+    # the shelve at once): an unshelve waits for SHELVED_OFFLOADED.
+    "unshelve": frozenset({SHELVED_OFFLOADED}),
 }
 # actions allowed while another task is in flight
 INTERRUPTIBLE_BY = {"delete": None}

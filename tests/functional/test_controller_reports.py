@@ -489,3 +489,43 @@ def test_deleting_a_moved_server_deletes_both_copies(db: Database) -> None:
     assert _outbox(db, instance.id)[-2:] == [("DELETE", target), ("DELETE", source)]
     assert [status for _, status in _migrations(db, instance.id)] == ["confirmed"]
     assert _usage(db, instance.project_id) == {"instances": 0, "cores": 0, "ram": 0}
+
+
+def test_a_shelve_ends_only_with_its_own_image(db: Database) -> None:
+    """A late SnapshotUploaded of an earlier snapshot ends no shelve; the shelve's own
+    offloads the instance once, however often it comes; a second shelve waits until
+    the first one's image is gone."""
+    node = str(uuid.uuid4())
+    start = P.Start("i", "p", "img", P.Requirements(mem_mb=512, vcpus=1))
+    instance = _instance(db, node_uuid=node, start_payload=P.to_dict(start))
+    with db.session() as session:
+        operations.snapshot_instance(
+            session, session.get(Instance, instance.id), "img-shelved", "u", "g", "shelve"
+        )
+    _apply(db, reports.snapshot_uploaded, P.SnapshotEvent(instance.id, "img-earlier", node))
+    assert _state(db, instance.id) == (states.ACTIVE, states.SHELVING_IMAGE_PENDING_UPLOAD)
+    for _ in range(2):
+        _apply(db, reports.snapshot_uploaded, P.SnapshotEvent(instance.id, "img-shelved", node))
+    assert _state(db, instance.id) == (states.SHELVED, states.SHELVING_OFFLOADING)
+    assert [c for c, _ in _outbox(db, instance.id)].count("DELETE") == 1
+    for _ in range(2):
+        _apply(db, reports.instance_deleted, P.InstanceEvent(instance.id, node))
+    with db.session(readonly=True) as session:
+        row = session.get(Instance, instance.id)
+        assert (row.vm_state, row.task_state, row.node_uuid) == (
+            states.SHELVED_OFFLOADED,
+            None,
+            None,
+        )
+    # Its old node still listing it (a late report): a copy to delete there.
+    assert _apply_stats(db, _stats_of(instance.id, node, P.InstanceState.STOPPED)) == [
+        (node, instance.id)
+    ]
+    with db.session() as session:
+        operations.unshelve_instance(session, session.get(Instance, instance.id))
+    _apply_stats(db, _stats_of(instance.id, node, P.InstanceState.RUNNING))
+    assert _state(db, instance.id) == (states.ACTIVE, None)
+    with db.session() as session, pytest.raises(errors.Conflict, match="still being deleted"):
+        operations.snapshot_instance(
+            session, session.get(Instance, instance.id), "img-2", "u", "g", "shelve"
+        )

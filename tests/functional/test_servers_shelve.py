@@ -110,3 +110,24 @@ def test_shelve_a_paused_server_and_delete_it_shelved(world: World) -> None:
     )
     assert client.action("0" * 36, {"shelve": None}).status_code == 404
     assert client.action("0" * 36, {"unshelve": None}).status_code == 404
+
+
+def test_a_shelved_member_constrains_no_placement(world: World) -> None:
+    """An offloaded member of an affinity group runs nowhere: the next member boots,
+    and the shelved one unshelves next to it (the group as it is now)."""
+    client = world.member()
+    group = client.call(
+        "POST",
+        "/os-server-groups",
+        json={"server_group": {"name": "together", "policies": ["affinity"]}},
+    )
+    assert group.status_code == 200, group.text
+    hints = {"group": group.json()["server_group"]["id"]}
+    first = world.boot(client, hints=hints)
+    assert client.action(first, {"shelve": None}).status_code == 202
+    client.wait(first, "SHELVED_OFFLOADED")
+    second = world.boot(client, hints=hints)
+    assert client.action(first, {"unshelve": None}).status_code == 202
+    client.wait(first, "ACTIVE")
+    hosts = {world.admin.show(s)["OS-EXT-SRV-ATTR:host"] for s in (first, second)}
+    assert len(hosts) == 1
