@@ -259,7 +259,10 @@ def _apply_stats(
         instance.node_uuid = report.node_uuid
         instance.host = report.hostname or instance.host
         instance.node_lost = False
-        # As Nova, a server is in its node's zone once placed (asked for one or not).
+        # As Nova, a server is in its node's zone once placed (asked for one or not);
+        # one unshelved without a zone of its own is in its new node's.
+        if instance.task_state == states.UNSHELVING and not _zone_asked(instance):
+            instance.availability_zone = report.availability_zone or instance.availability_zone
         instance.availability_zone = instance.availability_zone or report.availability_zone
         if instance.vm_state == states.ERROR and instance.task_state is None:
             continue  # only a reboot or stop asked of it may bring it back
@@ -372,8 +375,13 @@ def _place_on(session: Session, instance: Instance, node_uuid: str) -> None:
     if node is None:
         return
     instance.host = node.hostname or instance.host
-    if not (instance.start_payload or {}).get("requirements", {}).get("availability_zone"):
+    if not _zone_asked(instance):
         instance.availability_zone = node.availability_zone or instance.availability_zone
+
+
+def _zone_asked(instance: Instance) -> bool:
+    """Whether the server was created in a zone it asked for (and so stays in)."""
+    return bool((instance.start_payload or {}).get("requirements", {}).get("availability_zone"))
 
 
 def _offloaded(instance: Instance) -> None:

@@ -5,6 +5,7 @@ two controllers at once, and must change the instance (and its quota) once.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import threading
 import time
@@ -497,7 +498,9 @@ def test_a_shelve_ends_only_with_its_own_image(db: Database) -> None:
     the first one's image is gone."""
     node = str(uuid.uuid4())
     start = P.Start("i", "p", "img", P.Requirements(mem_mb=512, vcpus=1))
-    instance = _instance(db, node_uuid=node, start_payload=P.to_dict(start))
+    instance = _instance(
+        db, node_uuid=node, start_payload=P.to_dict(start), availability_zone="nova"
+    )
     with db.session() as session:
         operations.snapshot_instance(
             session, session.get(Instance, instance.id), "img-shelved", "u", "g", "shelve"
@@ -523,8 +526,14 @@ def test_a_shelve_ends_only_with_its_own_image(db: Database) -> None:
     ]
     with db.session() as session:
         operations.unshelve_instance(session, session.get(Instance, instance.id))
-    _apply_stats(db, _stats_of(instance.id, node, P.InstanceState.RUNNING))
+    # Unshelved onto a node of another zone: it asked for none, so it is in that one.
+    elsewhere = dataclasses.replace(
+        _stats_of(instance.id, node, P.InstanceState.RUNNING), availability_zone="zone-b"
+    )
+    _apply_stats(db, elsewhere)
     assert _state(db, instance.id) == (states.ACTIVE, None)
+    with db.session(readonly=True) as session:
+        assert session.get(Instance, instance.id).availability_zone == "zone-b"
     with db.session() as session, pytest.raises(errors.Conflict, match="still being deleted"):
         operations.snapshot_instance(
             session, session.get(Instance, instance.id), "img-2", "u", "g", "shelve"
