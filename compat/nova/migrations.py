@@ -9,20 +9,16 @@ Nova's flavor ids are numbers: a flavor id that is not one shows as null.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import falcon
 
 from ciaostack.compat.nova import common
 from ciaostack.compat.nova.servers import parse_time
+from ciaostack.compat.nova.views import zoneless_time
 from ciaostack.core.controller import migrations
 from ciaostack.core.db.models import Migration
 from ciaostack.core.runtime import Runtime
-
-
-def _time(value: dt.datetime | None) -> str | None:
-    return value.strftime("%Y-%m-%dT%H:%M:%S.%f") if value is not None else None
 
 
 def _flavor_number(flavor_id: str) -> int | None:
@@ -41,8 +37,8 @@ def _view(row: Migration, with_type: bool, with_uuid: bool) -> dict[str, Any]:
         "dest_host": None,
         "old_instance_type_id": _flavor_number(row.old_flavor_id),
         "new_instance_type_id": _flavor_number(row.new_flavor_id),
-        "created_at": _time(row.created_at),
-        "updated_at": _time(row.updated_at),
+        "created_at": zoneless_time(row.created_at),
+        "updated_at": zoneless_time(row.updated_at),
     }
     if with_type:
         body["migration_type"] = row.migration_type

@@ -12,7 +12,6 @@ deleting services is not offered (a node enters maintenance on its own side).
 
 from __future__ import annotations
 
-import datetime as dt
 import socket
 import uuid
 from typing import Any
@@ -21,6 +20,7 @@ import falcon
 
 from ciaostack.compat.nova.common import authorize, microversion, query, reject_unknown_params
 from ciaostack.compat.nova.hypervisors import hostname, node_id
+from ciaostack.compat.nova.views import zoneless_time
 from ciaostack.core.compute import nodes
 from ciaostack.core.compute.nodes import DEFAULT_ZONE
 from ciaostack.core.runtime import Runtime
@@ -32,11 +32,6 @@ CONTROL = {
     "nova-conductor": (2, uuid.uuid5(uuid.NAMESPACE_URL, "ciaostack:nova-conductor")),
 }
 _LOOPBACK = ("", "127.0.0.1", "localhost", "0.0.0.0", "::", "::1")  # noqa: S104 - names, not binds
-
-
-def service_time(value: dt.datetime | None) -> str | None:
-    """Nova shows service times without a zone designator."""
-    return value.strftime("%Y-%m-%dT%H:%M:%S.%f") if value is not None else None
 
 
 def control_host(rt: Runtime) -> str:
@@ -62,7 +57,7 @@ def services(req: falcon.Request, rt: Runtime) -> list[dict[str, Any]]:
                 "zone": INTERNAL_ZONE,
                 "status": "enabled",
                 "state": "up",
-                "updated_at": service_time(newest),
+                "updated_at": zoneless_time(newest),
                 "disabled_reason": None,
             }
         )
@@ -75,7 +70,7 @@ def services(req: falcon.Request, rt: Runtime) -> list[dict[str, Any]]:
                 "zone": node.availability_zone,
                 "status": "disabled" if nodes.disabled(node) else "enabled",
                 "state": "up" if node.connected else "down",
-                "updated_at": service_time(node.updated_at),
+                "updated_at": zoneless_time(node.updated_at),
                 "disabled_reason": "maintenance" if nodes.disabled(node) else None,
             }
         )

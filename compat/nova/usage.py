@@ -23,6 +23,7 @@ from ciaostack.compat.nova.common import (
     query,
     reject_unknown_params,
 )
+from ciaostack.compat.nova.views import zoneless_time
 from ciaostack.core import errors
 from ciaostack.core.compute import usage
 from ciaostack.core.db.models import utcnow
@@ -31,10 +32,6 @@ from ciaostack.core.runtime import Runtime
 FORMATS = ("%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%d %H:%M:%S.%f")
 COLLECTION = "os-simple-tenant-usage"
 LIST_PARAMS = ("start", "end", "detailed", "limit", "marker")
-
-
-def _time(value: dt.datetime | None) -> str | None:
-    return value.strftime("%Y-%m-%dT%H:%M:%S.%f") if value is not None else None
 
 
 def _parse(req: falcon.Request, name: str) -> dt.datetime:
@@ -60,16 +57,16 @@ def _period(req: falcon.Request) -> tuple[dt.datetime, dt.datetime]:
 
 def _server_view(server: usage.ServerUsage) -> dict[str, Any]:
     body = dataclasses.asdict(server)
-    body["started_at"] = _time(server.started_at)
-    body["ended_at"] = _time(server.ended_at)
+    body["started_at"] = zoneless_time(server.started_at)
+    body["ended_at"] = zoneless_time(server.ended_at)
     return body
 
 
 def _tenant_view(summary: usage.TenantUsage, detailed: bool) -> dict[str, Any]:
     body: dict[str, Any] = {
         "tenant_id": summary.tenant_id,
-        "start": _time(summary.start),
-        "stop": _time(summary.stop),
+        "start": zoneless_time(summary.start),
+        "stop": zoneless_time(summary.stop),
         "total_hours": summary.total_hours,
         "total_vcpus_usage": summary.total_vcpus_usage,
         "total_memory_mb_usage": summary.total_memory_mb_usage,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import falcon
@@ -20,6 +21,12 @@ FAULT_NAMES = {
     501: "notImplemented",
     503: "serviceUnavailable",
 }
+
+
+def zoneless_time(value: dt.datetime | None) -> str | None:
+    """A time as Nova shows those of services, usage and migrations: with microseconds
+    and without a zone designator."""
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%f") if value is not None else None
 
 
 def base_url(req: falcon.Request) -> str:
