@@ -15,7 +15,7 @@ import falcon
 
 from ciaostack.compat.nova import common
 from ciaostack.compat.nova.server_views import host_id
-from ciaostack.compat.nova.servers import Compute, parse_time, target_of
+from ciaostack.compat.nova.servers import Compute, changes_page, target_of
 from ciaostack.compat.nova.views import base_url
 from ciaostack.core.compute import instance_actions
 from ciaostack.core.db.models import Instance, InstanceAction, InstanceActionEvent
@@ -58,11 +58,7 @@ class InstanceActions:
         paged = mv.matches("2.58")
         limit = marker = since = before = None
         if paged:
-            limit, marker = common.limit_and_marker(req)
-            if common.query(req, "changes-since") is not None:
-                since = parse_time(common.query(req, "changes-since") or "", "changes-since")
-            if mv.matches("2.66") and common.query(req, "changes-before") is not None:
-                before = parse_time(common.query(req, "changes-before") or "", "changes-before")
+            limit, marker, since, before = changes_page(req)
         # Reading closes events whose work has ended: a write transaction.
         with self.compute.rt.db.session() as session:
             instance = self._instance(req, session, server_id, "list")

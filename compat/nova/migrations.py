@@ -14,7 +14,7 @@ from typing import Any
 import falcon
 
 from ciaostack.compat.nova import common
-from ciaostack.compat.nova.servers import parse_time
+from ciaostack.compat.nova.servers import changes_page
 from ciaostack.compat.nova.views import zoneless_time
 from ciaostack.core.controller import migrations
 from ciaostack.core.db.models import Migration
@@ -57,11 +57,7 @@ class Migrations:
         paged = mv.matches("2.59")
         limit = marker = since = before = None
         if paged:
-            limit, marker = common.limit_and_marker(req)
-            if common.query(req, "changes-since") is not None:
-                since = parse_time(common.query(req, "changes-since") or "", "changes-since")
-            if mv.matches("2.66") and common.query(req, "changes-before") is not None:
-                before = parse_time(common.query(req, "changes-before") or "", "changes-before")
+            limit, marker, since, before = changes_page(req)
         with self.rt.db.session(readonly=True) as session:
             rows = migrations.listing(
                 session,

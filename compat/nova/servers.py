@@ -100,6 +100,19 @@ def parse_time(value: str, name: str) -> dt.datetime:
     return when
 
 
+def changes_page(
+    req: falcon.Request,
+) -> tuple[int, str | None, dt.datetime | None, dt.datetime | None]:
+    """limit, marker, changes-since and (from 2.66) changes-before of a paged listing."""
+    limit, marker = common.limit_and_marker(req)
+    since = before = None
+    if common.query(req, "changes-since") is not None:
+        since = parse_time(common.query(req, "changes-since") or "", "changes-since")
+    if common.microversion(req).matches("2.66") and common.query(req, "changes-before") is not None:
+        before = parse_time(common.query(req, "changes-before") or "", "changes-before")
+    return limit, marker, since, before
+
+
 def _ip(value: str, version: int, field: str) -> str:
     """The address in its canonical (compressed) form, as Nova stores and shows it."""
     try:

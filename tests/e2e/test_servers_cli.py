@@ -5,11 +5,8 @@ resize with confirm, shelve and unshelve, and the console log."""
 
 from __future__ import annotations
 
+import functools
 import importlib
-import json
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,16 +14,14 @@ from typing import Any
 
 import pytest
 import requests
-import yaml
 
 from ciaostack.compat.microversion import Version
+from tests.support.cli import CLI, OPENSTACK
 from tests.support.cloud import Cloud
 from tests.support.compute import TINY, ComputeClient, World, compute_world
 from tests.support.identity import Member, new_member
 
 pytestmark = pytest.mark.e2e
-
-OPENSTACK = Path(sys.executable).with_name("openstack")
 
 
 @pytest.fixture(scope="module")
@@ -40,40 +35,12 @@ def alice(cloud: Cloud, world: World) -> Member:
     return new_member(cloud, world.admin.token)
 
 
-def clouds_yaml(home: Path, cloud: Cloud, member: Member) -> Path:
-    path = home / "clouds.yaml"
-    auth = {
-        "auth_url": f"{cloud.url}/identity",
-        "username": member.user["name"],
-        "password": member.password,
-        "project_name": member.project["name"],
-        "user_domain_name": "Default",
-        "project_domain_id": "default",
-    }
-    path.write_text(
-        yaml.safe_dump(
-            {"clouds": {"alice": {"auth": auth, "identity_api_version": 3, "interface": "public"}}}
-        )
-    )
-    return path
-
-
 def test_cli_server_lifecycle(tmp_path: Path, cloud: Cloud, world: World, alice: Member) -> None:
     assert OPENSTACK.exists(), f"no openstack executable at {OPENSTACK}"
-    config = clouds_yaml(tmp_path, cloud, alice)
-    base = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
-    env = {**base, "HOME": str(tmp_path), "OS_CLIENT_CONFIG_FILE": str(config)}
-
-    def run(*args: str) -> str:
-        proc = subprocess.run(
-            [str(OPENSTACK), "--os-cloud", "alice", *args],
-            env=env, capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
-        assert proc.returncode == 0, f"openstack {' '.join(args)}:\n{proc.stderr}"
-        return proc.stdout
-
-    def as_json(*args: str) -> Any:
-        return json.loads(run(*args, "-f", "json"))
+    cli = CLI(tmp_path, cloud)
+    cli.add_password_cloud("alice", alice.user["name"], alice.password, alice.project["name"])
+    run = functools.partial(cli.ok, cloud="alice")
+    as_json = functools.partial(cli.json, cloud="alice")
 
     keypair = as_json("keypair", "create", "--private-key", str(tmp_path / "key"), "cli-key")
     assert keypair["name"] == "cli-key"
@@ -125,29 +92,9 @@ def test_cli_server_lifecycle(tmp_path: Path, cloud: Cloud, world: World, alice:
 def test_cli_migrate_as_admin(tmp_path: Path, cloud: Cloud, world: World) -> None:
     """`openstack server migrate --wait`, `server migration list` and `server
     migration confirm` as the administrator: the server ends on the other node."""
-    config = tmp_path / "clouds.yaml"
-    auth = {
-        "auth_url": f"{cloud.url}/identity",
-        "username": "admin",
-        "password": cloud.admin_password,
-        "project_name": "admin",
-        "user_domain_name": "Default",
-        "project_domain_id": "default",
-    }
-    config.write_text(yaml.safe_dump({"clouds": {"admin": {"auth": auth}}}))
-    base = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
-    env = {**base, "HOME": str(tmp_path), "OS_CLIENT_CONFIG_FILE": str(config)}
-
-    def run(*args: str) -> str:
-        proc = subprocess.run(
-            [str(OPENSTACK), "--os-cloud", "admin", *args],
-            env=env, capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
-        assert proc.returncode == 0, f"openstack {' '.join(args)}:\n{proc.stderr}"
-        return proc.stdout
-
-    def as_json(*args: str) -> Any:
-        return json.loads(run(*args, "-f", "json"))
+    cli = CLI(tmp_path, cloud)
+    cli.add_password_cloud("admin", "admin", cloud.admin_password, "admin")
+    run, as_json = cli.ok, cli.json
 
     created = as_json(
         "server", "create", "--flavor", "m1.nano", "--image", world.image["id"],

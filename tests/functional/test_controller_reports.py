@@ -90,6 +90,32 @@ def _apply(db: Database, work: Callable[..., None], *args: Any) -> None:
         work(session, *args)
 
 
+def _apply_at_once(db: Database, work: Callable[..., None], *args: Any) -> None:
+    """Two controllers applying one report: the first applies it and keeps its
+    transaction open while the second applies it too (on PostgreSQL the second must
+    wait for the first's row lock, then find the work done)."""
+    first_applied = threading.Event()
+    failures: list[BaseException] = []
+
+    def first() -> None:
+        try:
+            with db.session() as session:
+                work(session, *args)
+                session.flush()
+                first_applied.set()
+                time.sleep(0.5)  # the second controller reads meanwhile
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            failures.append(exc)
+            first_applied.set()
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert first_applied.wait(10)
+    _apply(db, work, *args)
+    thread.join()
+    assert not failures
+
+
 def _stats(instance: Instance, state: P.InstanceState) -> P.Stats:
     return P.Stats(
         str(instance.node_uuid),
@@ -183,26 +209,7 @@ def test_two_controllers_applying_one_resize_failure_at_once(db: Database) -> No
     the resize in flight and both released its quota."""
     instance = _instance(db, task_state=states.RESIZE_PREP, new_flavor=LARGE)
     failure = P.InstanceFailure(instance.id, P.StartFailureReason.FULL_CN.value, "full")
-    first_applied = threading.Event()
-    errors: list[BaseException] = []
-
-    def first() -> None:
-        try:
-            with db.session() as session:
-                reports.resize_failed(session, failure)
-                session.flush()
-                first_applied.set()
-                time.sleep(0.5)  # the second controller reads meanwhile
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-            first_applied.set()
-
-    thread = threading.Thread(target=first)
-    thread.start()
-    assert first_applied.wait(10)
-    _apply(db, reports.resize_failed, failure)
-    thread.join()
-    assert not errors
+    _apply_at_once(db, reports.resize_failed, failure)
     assert _usage(db, instance.project_id) == {"instances": 1, "cores": 1, "ram": 512}
 
 
@@ -369,27 +376,7 @@ def test_a_resize_that_moved_is_applied_once_by_every_controller(db: Database) -
     with db.session() as session:
         operations.revert_resize(session, session.get(Instance, instance.id))
     assert _outbox(db, instance.id)[-1] == ("DELETE", target)
-    deleted = P.InstanceEvent(instance.id, target)
-    first_applied = threading.Event()
-    failures: list[BaseException] = []
-
-    def first() -> None:
-        try:
-            with db.session() as session:
-                reports.instance_deleted(session, deleted)
-                session.flush()
-                first_applied.set()
-                time.sleep(0.5)  # the second controller reads meanwhile
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            failures.append(exc)
-            first_applied.set()
-
-    thread = threading.Thread(target=first)
-    thread.start()
-    assert first_applied.wait(10)
-    _apply(db, reports.instance_deleted, deleted)
-    thread.join()
-    assert not failures
+    _apply_at_once(db, reports.instance_deleted, P.InstanceEvent(instance.id, target))
     with db.session(readonly=True) as session:
         back = session.get(Instance, instance.id)
         assert (back.node_uuid, back.resize_source_node) == (source, None)
