@@ -271,12 +271,8 @@ class Identity:
         if base is None:
             base = self._load_context(payload)
             self._scopes.put(key, base)
-        return dataclasses.replace(
-            base,
-            methods=list(payload.methods),
-            audit_ids=list(payload.audit_ids),
-            issued_at=payload.issued_at,
-            expires_at=payload.expires_at,
+        return base.for_token(
+            list(payload.methods), list(payload.audit_ids), payload.issued_at, payload.expires_at
         )
 
     def _load_context(self, payload: TokenPayload) -> AuthContext:

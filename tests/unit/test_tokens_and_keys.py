@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import stat
+import subprocess
+import sys
 
 import pytest
 
 from ciaostack.core import errors
 from ciaostack.core.identity import passwords
 from ciaostack.core.identity.keys import KeyRepository
+from ciaostack.core.identity.revocation import Stamp
 from ciaostack.core.identity.tokens import TokenCodec, TokenPayload
 
 
@@ -95,3 +98,24 @@ def test_passwords_are_bcrypt_and_long_ones_do_not_collide() -> None:
     long_b = "x" * 80 + "b"
     assert not passwords.check_secret(long_b, passwords.hash_secret(long_a, rounds=4))
     assert not passwords.check_secret("anything", None)
+
+
+def test_revocation_stamp_shows_every_change_to_every_process(tmp_path) -> None:
+    path = tmp_path / "home" / "revocation.stamp"
+    path.parent.mkdir()
+    path.write_bytes(b"")  # an mtime-only stamp left by an older release
+    reader, writer = Stamp(path), Stamp(path)
+    seen = reader.read()
+    # Two changes within one tick of the kernel's coarse clock, which an mtime
+    # stamp could not tell apart: the reader sees each of them.
+    for _ in range(2):
+        writer.change()
+        assert reader.read() != seen
+        seen = reader.read()
+    # A change made by another process shows without the reader reopening anything.
+    changer = "import sys; from pathlib import Path; " + (
+        "from ciaostack.core.identity.revocation import Stamp; Stamp(Path(sys.argv[1])).change()"
+    )
+    subprocess.run([sys.executable, "-c", changer, str(path)], check=True)
+    assert reader.read() != seen
+    assert path.stat().st_size == Stamp.SIZE
