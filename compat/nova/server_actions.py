@@ -7,9 +7,12 @@ shelveOffload and unshelve change the server
 does: 202 with no body for most, the server for a rebuild, the image id for a
 snapshot or backup, 204 for confirmResize. The server's status then follows
 the node's reports. os-getConsoleOutput asks the node and waits (bounded) for
-its answer. lock, unlock, forceDelete, addSecurityGroup and removeSecurityGroup
-need no node. Nova's actions that nothing here can carry out (live migration,
-rescue...) answer 501, as Nova does for a feature its driver lacks.
+its answer. lock, unlock, forceDelete, addSecurityGroup, removeSecurityGroup
+and os-resetState need no node; injectNetworkInfo has nothing to send one (a
+node has the instance's network from its START, and it never changes); restore
+is always 409 (no delete is deferred). Nova's actions that nothing here can
+carry out (live migration, rescue...) answer 501, as Nova does for a feature
+its driver lacks.
 """
 
 from __future__ import annotations
@@ -45,9 +48,6 @@ NOT_AVAILABLE = frozenset(
         "unrescue",
         "changePassword",
         "trigger_crash_dump",
-        "restore",
-        "os-resetState",
-        "injectNetworkInfo",
         "resetNetwork",
     }
 )
@@ -188,6 +188,20 @@ def _migrate(call: Call) -> None:
     call.actions.migrate(call.session, call.auth, call.instance, host, call.request_id)
 
 
+def _reset_state(call: Call) -> None:
+    state = call.body["os-resetState"]["state"]
+    call.actions.reset_state(call.session, call.auth, call.instance, state, call.request_id)
+
+
+def _inject_network_info(call: Call) -> None:
+    """Nothing to do: the addresses a node gave the instance at its START are the ones
+    it keeps (as with Nova's libvirt driver, whose injection does nothing either)."""
+
+
+def _restore(call: Call) -> None:
+    call.actions.restore(call.instance)
+
+
 def _shelve(call: Call) -> None:
     call.actions.shelve(call.session, call.auth, call.instance, call.request_id)
 
@@ -296,6 +310,21 @@ HANDLERS: dict[str, tuple[str, Schema, Callable[[Call], Answer | None]]] = {
         "os_compute_api:os-deferred-delete:force",
         server_schemas.FORCE_DELETE,
         _force_delete,
+    ),
+    "os-resetState": (
+        "os_compute_api:os-admin-actions:reset_state",
+        server_schemas.RESET_STATE,
+        _reset_state,
+    ),
+    "injectNetworkInfo": (
+        "os_compute_api:os-admin-actions:inject_network_info",
+        server_schemas.INJECT_NETWORK_INFO,
+        _inject_network_info,
+    ),
+    "restore": (
+        "os_compute_api:os-deferred-delete:restore",
+        server_schemas.RESTORE,
+        _restore,
     ),
     "pause": (
         "os_compute_api:os-pause-server:pause",

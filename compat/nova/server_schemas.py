@@ -283,9 +283,10 @@ RESIZE = {
     "required": ["resize"],
     "additionalProperties": False,
 }
+# Before 2.56 Nova reads nothing from the body (tempest sends {}, the CLI null).
 MIGRATE = {
     "type": "object",
-    "properties": {"migrate": {"type": "null"}},
+    "properties": {"migrate": {"type": ["object", "null"], "maxProperties": 0}},
     "required": ["migrate"],
     "additionalProperties": False,
 }
@@ -440,3 +441,19 @@ TAGS_BODY = {
     "required": ["tags"],
     "additionalProperties": False,
 }
+
+RESET_STATE = {
+    "type": "object",
+    "properties": {
+        "os-resetState": {
+            "type": "object",
+            "properties": {"state": {"type": "string", "enum": ["active", "error"]}},
+            "required": ["state"],
+            "additionalProperties": False,
+        }
+    },
+    "required": ["os-resetState"],
+    "additionalProperties": False,
+}
+INJECT_NETWORK_INFO = _no_arguments("injectNetworkInfo")
+RESTORE = _no_arguments("restore")

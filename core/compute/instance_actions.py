@@ -34,6 +34,7 @@ REBUILD, RESIZE, CONFIRM_RESIZE, REVERT_RESIZE = (
 )
 CREATE_IMAGE, CREATE_BACKUP = "createImage", "createBackup"
 MIGRATE = "migrate"
+RESET_STATE = "resetState"
 SHELVE, SHELVE_OFFLOAD, UNSHELVE = "shelve", "shelveOffload", "unshelve"
 EVENTS = {
     CREATE: "compute__do_build_and_run_instance",

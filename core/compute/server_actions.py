@@ -28,7 +28,7 @@ from ciaostack.core.compute.servers import (
     check_image_fits,
     flavor_snapshot,
 )
-from ciaostack.core.controller import operations, states
+from ciaostack.core.controller import operations, reports, states
 from ciaostack.core.db.models import ComputeNode, ConsoleReply, Image, Instance, ServerMetadata
 from ciaostack.core.db.session import Database
 from ciaostack.core.identity.context import AuthContext
@@ -199,6 +199,19 @@ class ServerActions:
             node_uuid = node.uuid
         operations.migrate_instance(session, instance, node_uuid, _constraints(session, instance))
         actions.record(session, instance, actions.MIGRATE, caller, rid)
+
+    def reset_state(
+        self, session: Session, caller: AuthContext, instance: Instance, state: str, rid: str
+    ) -> None:
+        """os-resetState (administrators): `state` is "active" or "error"."""
+        reports.reset_state(session, instance, states.RESETTABLE[state])
+        actions.record(session, instance, actions.RESET_STATE, caller, rid)
+
+    @staticmethod
+    def restore(instance: Instance) -> None:
+        """Always refused (409), with Nova's wording: a delete here is never deferred, so
+        no server is ever soft-deleted and waiting to be restored."""
+        states.check("restore", instance.vm_state, instance.task_state, instance.id)
 
     # -- snapshot and backup --------------------------------------------------------------------
 

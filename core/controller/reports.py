@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
-from ciaostack.core import quota
+from ciaostack.core import errors, quota
 from ciaostack.core.controller import migrations, operations, states
 from ciaostack.core.controller.operations import (
     current_flavor,
@@ -663,21 +663,48 @@ def expire_tasks(session: Session, started_before: dt.datetime) -> None:
         )
         if started is None or started >= started_before:
             continue
-        command = _TASK_COMMAND[task]
-        message = "the node did not answer in time"
         LOG.warning("instance=%s task=%s timed out", instance_id, task)
-        failure = P.InstanceFailure(instance_uuid=instance_id, reason=TIMED_OUT, message=message)
-        if command == "RESIZE":
-            resize_failed(session, failure)
-        elif command == "SNAPSHOT":
-            instance = session.get(Instance, instance_id)
-            images = snapshots.unfinished(session, instance_id, instance.project_id) or [""]
-            for image_id in images:
-                snapshot_failed(
-                    session, P.SnapshotFailure(instance_id, image_id, TIMED_OUT, message)
-                )
-        else:
-            instance_failure(session, failure, command)
+        _fail_task(session, instance_id, task, TIMED_OUT, "the node did not answer in time")
+
+
+def _fail_task(session: Session, instance_id: str, task: str, reason: str, message: str) -> None:
+    """End `task` as its node's failure would have."""
+    command = _TASK_COMMAND[task]
+    failure = P.InstanceFailure(instance_uuid=instance_id, reason=reason, message=message)
+    if command == "RESIZE":
+        resize_failed(session, failure)
+    elif command == "SNAPSHOT":
+        instance = session.get(Instance, instance_id)
+        images = snapshots.unfinished(session, instance_id, instance.project_id) or [""]
+        for image_id in images:
+            snapshot_failed(session, P.SnapshotFailure(instance_id, image_id, reason, message))
+    else:
+        instance_failure(session, failure, command)
+
+
+RESET = "reset"
+# States whose instance holds what only its own action may settle: a resize waiting
+# for its verdict (two flavors, maybe two copies), a shelved disk kept as an image
+# (the image would be deleted as no longer needed).
+_NOT_RESETTABLE = frozenset({states.RESIZED, states.SHELVED, states.SHELVED_OFFLOADED})
+
+
+def reset_state(session: Session, instance: Instance, vm_state: str) -> None:
+    """os-resetState: an administrator sets the state the cloud got wrong. The task in
+    flight ends as its node's failure would end it (quota, flavors, snapshot images
+    settle), so that a late answer to it changes nothing; the node is not asked
+    anything, as in Nova."""
+    if instance.vm_state in _NOT_RESETTABLE:
+        resized = instance.vm_state == states.RESIZED
+        action = "confirm or revert its resize" if resized else "unshelve or delete it"
+        raise errors.Conflict(
+            f"Cannot reset the state of instance {instance.id} while it is in vm_state "
+            f"{instance.vm_state}: {action} instead"
+        )
+    if instance.task_state in _TASK_COMMAND:
+        _fail_task(session, instance.id, instance.task_state, RESET, "reset by an administrator")
+    instance.vm_state = vm_state
+    instance.task_state = None
 
 
 def console_reply(session: Session, request_id: str, instance_id: str, **reply: str) -> None:

@@ -79,7 +79,12 @@ ALLOWED: dict[str, frozenset[str]] = {
     # SHELVED lasts here only until the node has deleted its copy (the offload follows
     # the shelve at once): an unshelve waits for SHELVED_OFFLOADED.
     "unshelve": frozenset({SHELVED_OFFLOADED}),
+    # Only a soft-deleted server can be restored, and deletes here are never deferred
+    # (Nova's reclaim_instance_interval of 0): a restore is always refused.
+    "restore": frozenset(),
 }
+# What os-resetState may set: an administrator's way out of a state the cloud got wrong.
+RESETTABLE = {"active": ACTIVE, "error": ERROR}
 # actions allowed while another task is in flight
 INTERRUPTIBLE_BY = {"delete": None}
 

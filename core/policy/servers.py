@@ -95,6 +95,27 @@ RULES = [
         "POST",
         ACTION,
     ),
+    _rule(
+        "os-deferred-delete:restore",
+        PROJECT_MEMBER_OR_ADMIN,
+        "Restore a soft-deleted server (restore).",
+        "POST",
+        ACTION,
+    ),
+    _rule(
+        "os-admin-actions:reset_state",
+        ADMIN,
+        "Set a server's state to active or error, ending its task (os-resetState).",
+        "POST",
+        ACTION,
+    ),
+    _rule(
+        "os-admin-actions:inject_network_info",
+        ADMIN,
+        "Inject a server's network information (injectNetworkInfo).",
+        "POST",
+        ACTION,
+    ),
     _rule("os-pause-server:pause", PROJECT_MEMBER_OR_ADMIN, "Pause a server.", "POST", ACTION),
     _rule("os-pause-server:unpause", PROJECT_MEMBER_OR_ADMIN, "Unpause a server.", "POST", ACTION),
     _rule(

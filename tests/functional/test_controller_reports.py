@@ -525,3 +525,34 @@ def test_a_shelve_ends_only_with_its_own_image(db: Database) -> None:
         operations.snapshot_instance(
             session, session.get(Instance, instance.id), "img-2", "u", "g", "shelve"
         )
+
+
+def _reset(db: Database, instance_id: str, vm_state: str) -> None:
+    with db.session() as session:
+        row = session.get(Instance, instance_id)
+        assert row is not None
+        reports.reset_state(session, row, vm_state)
+
+
+def test_a_reset_state_ends_the_task_as_its_failure_would(db: Database) -> None:
+    """os-resetState during a resize frees the quota the new flavor held and drops it,
+    so that the resize's late event changes nothing; during a snapshot it discards the
+    unfinished image. A resize waiting for its verdict, or a shelved server, is refused."""
+    resizing = _instance(db, task_state=states.RESIZE_PREP, new_flavor=LARGE)
+    _reset(db, resizing.id, states.ERROR)
+    assert _state(db, resizing.id) == (states.ERROR, None)
+    assert _usage(db, resizing.project_id) == {"instances": 1, "cores": 1, "ram": 512}
+    _apply(db, reports.instance_resized, P.InstanceEvent(resizing.id, str(resizing.node_uuid)))
+    with db.session(readonly=True) as session:
+        row = session.get(Instance, resizing.id)
+        assert (row.vcpus, row.new_flavor, row.vm_state) == (1, None, states.ERROR)
+    snapshotting = _instance(db, task_state=states.IMAGE_SNAPSHOT_PENDING)
+    image = _image(db, snapshotting.project_id, instance_uuid=snapshotting.id)
+    _reset(db, snapshotting.id, states.ACTIVE)
+    assert _state(db, snapshotting.id) == (states.ACTIVE, None)
+    assert not _exists(db, image)
+    for vm_state in (states.RESIZED, states.SHELVED_OFFLOADED):
+        held = _instance(db, vm_state=vm_state)
+        with pytest.raises(errors.Conflict):
+            _reset(db, held.id, states.ACTIVE)
+        assert _state(db, held.id) == (vm_state, None)
