@@ -1,7 +1,8 @@
 """First-run setup of identity, safe to repeat (like keystone-manage bootstrap).
 
 Creates the default domain (id `default`, name `Default`), the roles admin,
-member, reader, service with admin -> member -> reader implied, the admin
+manager, member, reader, service with admin -> manager -> member -> reader
+implied (Keystone's since 2023.2, where "manager" came between), the admin
 project and user, the region, and the catalog entries for every service this
 cloud serves. A second run changes nothing except, when given, the password.
 """
@@ -29,8 +30,10 @@ from ciaostack.core.db.session import Database
 from ciaostack.core.identity import assignments, passwords
 
 DEFAULT_DOMAIN_ID = "default"
-ROLES = ("admin", "member", "reader", "service")
-IMPLIED = (("admin", "member"), ("member", "reader"))
+ROLES = ("admin", "manager", "member", "reader", "service")
+IMPLIED = (("admin", "manager"), ("manager", "member"), ("member", "reader"))
+# What a bootstrap before "manager" made: admin implied member directly.
+SUPERSEDED = (("admin", "member"),)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,6 +105,10 @@ def bootstrap(
             key = (roles[prior].id, roles[implied].id)
             if session.get(ImpliedRole, key) is None:
                 session.add(ImpliedRole(prior_role_id=key[0], implied_role_id=key[1]))
+        for prior, implied in SUPERSEDED:
+            old = session.get(ImpliedRole, (roles[prior].id, roles[implied].id))
+            if old is not None:
+                session.delete(old)
         admin_project = _get_or_add(
             session,
             Project,

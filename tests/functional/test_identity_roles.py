@@ -5,7 +5,12 @@ from __future__ import annotations
 import secrets
 
 import pytest
+from sqlalchemy import select
 
+from ciaostack.core.db.migrate import upgrade
+from ciaostack.core.db.models import ImpliedRole, Role
+from ciaostack.core.db.session import Database
+from ciaostack.core.identity.bootstrap import bootstrap
 from tests.support.cloud import Cloud
 from tests.support.identity import (
     V3,
@@ -97,7 +102,8 @@ def test_implied_roles(cloud: Cloud, admin: str) -> None:
     assert [r["id"] for r in listed["role_inference"]["implies"]] == [implied["id"]]
     rules = cloud.request("GET", f"{V3}/role_inferences", admin).json()["role_inferences"]
     by_prior = {r["prior_role"]["name"]: [i["name"] for i in r["implies"]] for r in rules}
-    assert by_prior["admin"] == ["member"] and by_prior["member"] == ["reader"]
+    assert by_prior["admin"] == ["manager"] and by_prior["manager"] == ["member"]
+    assert by_prior["member"] == ["reader"]
     assert by_prior[prior["name"]] == [implied["name"]]
 
     assert cloud.request("DELETE", path, admin).status_code == 204
@@ -396,3 +402,30 @@ def test_deleting_a_role_removes_grants_rules_and_tokens(cloud: Cloud, admin: st
     rules = cloud.request("GET", f"{V3}/role_inferences", admin).json()["role_inferences"]
     assert extra["id"] not in {r["prior_role"]["id"] for r in rules}
     assert token_roles(member.auth(cloud)) == {"reader"}
+
+
+def test_bootstrap_puts_manager_between_admin_and_member(database_url_factory) -> None:  # noqa: ANN001
+    """As Keystone's bootstrap since 2023.2: a deployment bootstrapped before, where
+    admin implied member, gets admin -> manager -> member on the next run."""
+    url = database_url_factory()
+    upgrade(url)
+    db = Database(url)
+
+    def chain() -> set[tuple[str, str]]:
+        with db.session(readonly=True) as session:
+            names = dict(session.execute(select(Role.id, Role.name)).all())
+            rows = session.scalars(select(ImpliedRole)).all()
+            return {(names[r.prior_role_id], names[r.implied_role_id]) for r in rows}
+
+    try:
+        bootstrap(db, "pw", "http://127.0.0.1:5000", "RegionOne", 4)
+        expected = {("admin", "manager"), ("manager", "member"), ("member", "reader")}
+        assert chain() == expected
+        with db.session() as session:  # as an older bootstrap left it
+            ids = dict(session.execute(select(Role.name, Role.id)).all())
+            session.delete(session.get(ImpliedRole, (ids["admin"], ids["manager"])))
+            session.add(ImpliedRole(prior_role_id=ids["admin"], implied_role_id=ids["member"]))
+        bootstrap(db, None, "http://127.0.0.1:5000", "RegionOne", 4)
+        assert chain() == expected
+    finally:
+        db.dispose()

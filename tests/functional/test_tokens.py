@@ -29,7 +29,7 @@ def test_password_token_project_scoped(cloud: Cloud) -> None:
     assert ISO_Z.match(token["expires_at"]) and ISO_Z.match(token["issued_at"])
     assert token["project"]["name"] == "admin"
     assert token["project"]["domain"] == {"id": "default", "name": "Default"}
-    assert {r["name"] for r in token["roles"]} == {"admin", "member", "reader"}
+    assert {r["name"] for r in token["roles"]} == {"admin", "manager", "member", "reader"}
     [identity] = [s for s in token["catalog"] if s["type"] == "identity"]
     assert {e["interface"] for e in identity["endpoints"]} == {"public", "internal", "admin"}
     assert all(e["region_id"] == "RegionOne" for e in identity["endpoints"])
