@@ -330,8 +330,10 @@ class Launcher:
             return False
         return True
 
-    async def _event(self, event: Event, instance_uuid: str) -> None:
-        payload = P.InstanceEvent(instance_uuid=instance_uuid, node_uuid=str(self.uuid))
+    async def _event(self, event: Event, instance_uuid: str, attempt: int = 0) -> None:
+        payload = P.InstanceEvent(
+            instance_uuid=instance_uuid, node_uuid=str(self.uuid), attempt=attempt
+        )
         await self._send(P.frame(Type.EVENT, event, payload), keep=True)
 
     async def _failure(self, error: Error, payload: Any) -> None:
@@ -551,17 +553,18 @@ class Launcher:
         instance_uuid = message.instance_uuid
         error = Error.REVERT_RESIZE_FAILURE if revert else Error.RESIZE_FAILURE
         event = Event.RESIZE_REVERTED if revert else Event.INSTANCE_RESIZED
+        failure = self._instance_failure(instance_uuid, message.attempt)
         record = self.instances.get(instance_uuid)
         if record is None:
-            await self._failure(
-                error,
-                P.InstanceFailure(instance_uuid, P.NO_INSTANCE, "no such instance on this node"),
-            )
+            await self._failure(error, failure(P.NO_INSTANCE, "no such instance on this node"))
             return
         held, wanted = record.start.requirements, message.requirements
         if (held.mem_mb, held.vcpus, held.disk_mb) == (wanted.mem_mb, wanted.vcpus, wanted.disk_mb):
             LOG.info("instance=%s already has the size asked for", instance_uuid)
-            self.jobs.submit(instance_uuid, functools.partial(self._event, event, instance_uuid))
+            self.jobs.submit(
+                instance_uuid,
+                functools.partial(self._event, event, instance_uuid, message.attempt),
+            )
             return
         growth = P.Requirements(
             mem_mb=max(0, wanted.mem_mb - held.mem_mb),
@@ -576,9 +579,7 @@ class Launcher:
                 "beyond its reserve"
             )
             LOG.info("instance=%s resize refused: %s", instance_uuid, text)
-            await self._failure(
-                error, P.InstanceFailure(instance_uuid, P.StartFailureReason.FULL_CN.value, text)
-            )
+            await self._failure(error, failure(P.StartFailureReason.FULL_CN.value, text))
             await self.announce()
             return
         record.start = dataclasses.replace(
@@ -635,7 +636,7 @@ class Launcher:
             await self.announce()
             await self._send(await self.stats_frame())
             if record.start.resize_from and record.state == P.InstanceState.RUNNING:
-                await self._event(Event.INSTANCE_RESIZED, start.instance_uuid)
+                await self._event(Event.INSTANCE_RESIZED, start.instance_uuid, start.attempt)
 
     async def _create(self, record: InstanceRecord) -> None:
         instance_uuid = record.instance_uuid
@@ -664,7 +665,7 @@ class Launcher:
         await self._send(await self.stats_frame())
         if record.start.resize_from:
             # Here with its new size, moved from another node: the resize is done.
-            await self._event(Event.INSTANCE_RESIZED, instance_uuid)
+            await self._event(Event.INSTANCE_RESIZED, instance_uuid, record.start.attempt)
 
     async def _backend_call(
         self,
@@ -686,8 +687,10 @@ class Launcher:
             return False
         return True
 
-    def _instance_failure(self, instance_uuid: str) -> Callable[[str, str], P.InstanceFailure]:
-        return functools.partial(P.InstanceFailure, instance_uuid)
+    def _instance_failure(
+        self, instance_uuid: str, attempt: int = 0
+    ) -> Callable[[str, str], P.InstanceFailure]:
+        return functools.partial(P.InstanceFailure, instance_uuid, attempt=attempt)
 
     async def _stop(self, message: P.InstanceCommand) -> None:
         instance_uuid = message.instance_uuid
@@ -881,7 +884,7 @@ class Launcher:
         done = await self._backend_call(
             instance_uuid,
             error,
-            self._instance_failure(instance_uuid),
+            self._instance_failure(instance_uuid, message.attempt),
             functools.partial(method, instance_uuid, message.requirements),
         )
         record = self.instances.get(instance_uuid)
@@ -900,7 +903,9 @@ class Launcher:
                 req.disk_mb,
             )
             await self._event(
-                Event.RESIZE_REVERTED if revert else Event.INSTANCE_RESIZED, instance_uuid
+                Event.RESIZE_REVERTED if revert else Event.INSTANCE_RESIZED,
+                instance_uuid,
+                message.attempt,
             )
         await self.announce()
 

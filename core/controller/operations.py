@@ -419,6 +419,7 @@ def _resize(
         if instance.start_payload
         else None,
         move=kind == migrations.MIGRATION,
+        attempt=migration_id,
     )
     enqueue(session, instance.id, "RESIZE", P.to_dict(resize))
 
@@ -488,11 +489,13 @@ def revert_resize(session: Session, instance: Instance) -> None:
     if instance.resize_source_node:
         enqueue(session, instance.id, "DELETE", instance_command(instance))
         return
+    migration = migrations.in_flight(session, instance)
     revert = P.Resize(
         instance_uuid=instance.id,
         requirements=requirements_of(old),
         current=requirements_of(current_flavor(session, instance)),
         workload_agent_uuid=instance.node_uuid or "",
+        attempt=migration.id if migration is not None else 0,
     )
     enqueue(session, instance.id, "REVERT_RESIZE", P.to_dict(revert))
 

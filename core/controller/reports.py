@@ -554,11 +554,25 @@ def instance_rebuilt(session: Session, event: P.InstanceEvent) -> None:
             instance.power_state = states.Power.RUNNING
 
 
+def _answers_this_resize(session: Session, instance: Instance, attempt: int) -> bool:
+    """Whether a node's answer numbered `attempt` is for the resize in flight, not a
+    late one for an earlier resize that timed out (0: a node that predates numbers)."""
+    if not attempt:
+        return True
+    current = migrations.in_flight(session, instance)
+    return current is not None and current.id == attempt
+
+
 def instance_resized(session: Session, event: P.InstanceEvent) -> None:
     """The node has the new flavor: the server waits for its owner's verdict, keeping
     the old flavor for a revert."""
     instance = _live(session, event.instance_uuid, states.COMMAND_TASKS["RESIZE"])
     if instance is None or instance.new_flavor is None:
+        return
+    if not _answers_this_resize(session, instance, event.attempt):
+        LOG.info(
+            "instance=%s late InstanceResized of resize %d ignored", instance.id, event.attempt
+        )
         return
     if _elsewhere(instance, event):
         _moved(session, instance, event.node_uuid)
@@ -586,6 +600,8 @@ def resize_failed(session: Session, failure: P.InstanceFailure) -> None:
     instance = _live(session, failure.instance_uuid, states.COMMAND_TASKS["RESIZE"])
     if instance is None or instance.new_flavor is None:
         return
+    if not _answers_this_resize(session, instance, failure.attempt):
+        return
     wanted, instance.new_flavor = instance.new_flavor, None
     migrations.advance(session, instance, migrations.ERROR)
     quota.release(session, instance.project_id, excess(wanted, current_flavor(session, instance)))
@@ -596,7 +612,9 @@ def resize_failed(session: Session, failure: P.InstanceFailure) -> None:
 
 def resize_reverted(session: Session, event: P.InstanceEvent) -> None:
     instance = _live(session, event.instance_uuid, states.COMMAND_TASKS["REVERT_RESIZE"])
-    if instance is not None and instance.old_flavor is not None:
+    if instance is None or instance.old_flavor is None:
+        return
+    if _answers_this_resize(session, instance, event.attempt):
         _reverted(session, instance)
 
 

@@ -186,6 +186,10 @@ class Resize:
     start: Start | None = None
     # A cold migration: move with `start` even where the instance's node has room.
     move: bool = False
+    # The resize's number (its migration's id; 0 from a controller that predates it):
+    # the node's answer carries it back, so that a late answer to an earlier resize of
+    # the same instance ends nothing.
+    attempt: int = 0
 
 
 # The reason the scheduler gives for a command whose instance is on no connected node.
@@ -320,6 +324,9 @@ class InstanceEvent:
 
     instance_uuid: str
     node_uuid: str = ""
+    # InstanceResized and ResizeReverted: the `attempt` of the RESIZE (or of the START
+    # of a move) answered; 0 for the other events.
+    attempt: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -391,6 +398,8 @@ class InstanceFailure:
     instance_uuid: str
     reason: str
     message: str = ""
+    # ResizeFailure and RevertResizeFailure: the `attempt` of the RESIZE answered.
+    attempt: int = 0
 
 
 @dataclasses.dataclass(frozen=True)

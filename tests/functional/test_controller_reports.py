@@ -556,3 +556,41 @@ def test_a_reset_state_ends_the_task_as_its_failure_would(db: Database) -> None:
         with pytest.raises(errors.Conflict):
             _reset(db, held.id, states.ACTIVE)
         assert _state(db, held.id) == (vm_state, None)
+
+
+def _resize(db: Database, instance_id: str) -> int:
+    """Resize to LARGE; the number the RESIZE carries (its migration's id)."""
+    with db.session() as session:
+        row = session.get(Instance, instance_id)
+        assert row is not None
+        operations.resize_instance(session, row, LARGE, {})
+    with db.session(readonly=True) as session:
+        command = session.scalars(
+            select(Outbox)
+            .where(Outbox.instance_id == instance_id, Outbox.command == "RESIZE")
+            .order_by(Outbox.id.desc())
+        ).first()
+        assert command is not None
+        attempt = command.payload["attempt"]
+    assert attempt == _migrations(db, instance_id)[-1][0]
+    return attempt
+
+
+def test_a_late_answer_to_an_earlier_resize_ends_nothing(db: Database) -> None:
+    """A resize whose node did not answer in time failed; the answers that come after
+    that (its node's InstanceResized or ResizeFailure) must not end the next resize."""
+    instance = _instance(db)
+    node = str(instance.node_uuid)
+    first = _resize(db, instance.id)
+    timed_out = P.InstanceFailure(instance.id, reports.TIMED_OUT, "the node did not answer")
+    _apply(db, reports.resize_failed, timed_out)
+    assert _state(db, instance.id) == (states.ACTIVE, None)
+    second = _resize(db, instance.id)
+    assert second != first
+    late = P.InstanceFailure(instance.id, P.StartFailureReason.FULL_CN.value, "x", attempt=first)
+    _apply(db, reports.resize_failed, late)
+    _apply(db, reports.instance_resized, P.InstanceEvent(instance.id, node, attempt=first))
+    assert _state(db, instance.id) == (states.ACTIVE, states.RESIZE_PREP)
+    _apply(db, reports.instance_resized, P.InstanceEvent(instance.id, node, attempt=second))
+    assert _state(db, instance.id) == (states.RESIZED, None)
+    assert [status for _, status in _migrations(db, instance.id)] == ["error", "finished"]

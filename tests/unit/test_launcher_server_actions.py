@@ -65,13 +65,17 @@ def test_resize_capacity_is_decided_in_frame_order(tmp_path: Path) -> None:
         await _feed(launcher, Command.START, _start("a", mem_mb=1024))
         await launcher.jobs.idle()
         client.frames.clear()
-        await _feed(launcher, Command.RESIZE, P.Resize("a", _size(2048), _size(1024)))
+        grow = P.Resize("a", _size(2048), _size(1024), attempt=7)
+        await _feed(launcher, Command.RESIZE, grow)
         # Decided before the backend even ran: a second resize sees the first's room taken.
-        await _feed(launcher, Command.RESIZE, P.Resize("a", _size(4000), _size(2048)))
+        await _feed(launcher, Command.RESIZE, P.Resize("a", _size(4000), _size(2048), attempt=8))
         await launcher.jobs.idle()
         [failure] = client.of(Type.ERROR, Error.RESIZE_FAILURE)
         assert failure.reason == "full_cn" and "needs 1952 MB" in failure.message
-        assert [e.instance_uuid for e in client.of(Type.EVENT, Event.INSTANCE_RESIZED)] == ["a"]
+        # Each answer names the resize it answers.
+        assert failure.attempt == 8
+        [resized] = client.of(Type.EVENT, Event.INSTANCE_RESIZED)
+        assert (resized.instance_uuid, resized.attempt) == ("a", 7)
         assert client.of(Type.STATUS, Status.READY)[-1].mem_available_mb == 3072 - 2048
         assert launcher.backend._instances["a"]["mem_mb"] == 2048  # type: ignore[attr-defined]
         saved = StateStore(tmp_path, fsync=False).load_instances()["a"]
