@@ -65,15 +65,18 @@ AUTH_SCHEMA = {
                     },
                     "required": ["methods"],
                 },
+                # The two branches exclude each other, so anyOf means oneOf here; put
+                # first, the object form is checked once (oneOf would also try the string
+                # and fail it, at a quarter of the whole body's check).
                 "scope": {
-                    "oneOf": [
-                        {"const": "unscoped"},
+                    "anyOf": [
                         {
                             "type": "object",
                             "properties": {"project": _NAMED_REF, "domain": _DOMAIN_REF},
                             "minProperties": 1,
                             "maxProperties": 1,
                         },
+                        {"const": "unscoped"},
                     ]
                 },
             },
