@@ -636,7 +636,9 @@ class Launcher:
             await self.announce()
             await self._send(await self.stats_frame())
             if record.start.resize_from and record.state == P.InstanceState.RUNNING:
-                await self._event(Event.INSTANCE_RESIZED, start.instance_uuid, start.attempt)
+                # The number of the move this copy was started for: a START of a later
+                # move that finds it here must not be taken as done by it.
+                await self._event(Event.INSTANCE_RESIZED, start.instance_uuid, record.start.attempt)
 
     async def _create(self, record: InstanceRecord) -> None:
         instance_uuid = record.instance_uuid

@@ -16,7 +16,7 @@ import types
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from ciaostack.core import errors, quota
@@ -28,7 +28,14 @@ from ciaostack.core.controller.operations import (
     instance_command,
     set_flavor,
 )
-from ciaostack.core.db.models import ComputeNode, ConsoleReply, Instance, InstanceAction, utcnow
+from ciaostack.core.db.models import (
+    ComputeNode,
+    ConsoleReply,
+    Instance,
+    InstanceAction,
+    Outbox,
+    utcnow,
+)
 from ciaostack.core.images import snapshots
 from ciaostack.core.ssntp import payloads as P
 
@@ -524,6 +531,8 @@ def instance_failure(session: Session, failure: P.InstanceFailure, command: str)
         return
     if not states.failure_ends(command, instance.task_state):
         return
+    if command == "REVERT_RESIZE" and not _answers_this_resize(session, instance, failure.attempt):
+        return
     message = f"{command} failed: {failure.message or failure.reason}"
     if command == "REBUILD" and failure.reason != P.NO_NODE:
         set_error(session, instance, message)
@@ -719,8 +728,20 @@ def reset_state(session: Session, instance: Instance, vm_state: str) -> None:
             f"Cannot reset the state of instance {instance.id} while it is in vm_state "
             f"{instance.vm_state}: {action} instead"
         )
-    if instance.task_state in _TASK_COMMAND:
-        _fail_task(session, instance.id, instance.task_state, RESET, "reset by an administrator")
+    task = instance.task_state
+    if task in _TASK_COMMAND:
+        # Its command, if not sent yet, is not sent at all (a RESIZE would resize to a
+        # flavor the failure dropped); and as in Nova the reset leaves no fault of its own.
+        session.execute(
+            delete(Outbox).where(
+                Outbox.instance_id == instance.id,
+                Outbox.command == _TASK_COMMAND[task],
+                Outbox.claimed_by.is_(None),
+            )
+        )
+        fault_before = instance.fault
+        _fail_task(session, instance.id, task, RESET, "reset by an administrator")
+        instance.fault = fault_before
     instance.vm_state = vm_state
     instance.task_state = None
 

@@ -2,14 +2,15 @@
 
 Tokens are not stored, so revoking one records what it matched (its audit id,
 or a user, project, domain or application credential and a time). Each
-process keeps an index of the events and refreshes it when the stamp beside
-the database changes (every worker on the host sees a revocation at once) or,
+process keeps an index of the events and refreshes it when the stamp in the
+home directory changes (every worker on the host sees a revocation at once) or,
 for workers on other hosts, after `poll` seconds.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import mmap
 import os
 import secrets
@@ -23,6 +24,8 @@ from sqlalchemy.orm import Session
 from ciaostack.core.db.models import RevocationEvent, utcnow
 from ciaostack.core.db.session import Database
 from ciaostack.core.identity.context import AuthContext
+
+LOG = logging.getLogger("ciaostack.identity")
 
 _FIELDS = ("audit_id", "user_id", "project_id", "domain_id", "app_cred_id")
 
@@ -55,25 +58,55 @@ class Stamp:
     random value: any value other than the one a reader saw before means "look
     again", and two changes within one clock tick stay two changes (an mtime
     has the kernel's coarse clock and could hide the second).
+
+    The file is opened on first use, not when the process starts: a process that
+    never validates a token (external Keystone mode) never needs it. If it cannot
+    be used (a read-only home), the process says so once and its workers see one
+    another's identity changes only at `revocation_poll`, as other hosts do.
     """
 
     SIZE = 8
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        self._path = path
+        self._map: mmap.mmap | None = None
+        self._unusable = False
+        self._lock = threading.Lock()
+
+    def _mapped(self) -> mmap.mmap | None:
+        if self._map is None and not self._unusable:
+            with self._lock:
+                if self._map is None and not self._unusable:
+                    try:
+                        self._map = self._open()
+                    except OSError as exc:
+                        self._unusable = True
+                        LOG.warning(
+                            "revocation stamp %s unusable (%s): this host's workers see "
+                            "identity changes only after [identity] revocation_poll",
+                            self._path,
+                            exc,
+                        )
+        return self._map
+
+    def _open(self) -> mmap.mmap:
+        self._path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             if os.fstat(fd).st_size < self.SIZE:  # new, or an mtime stamp of an older release
                 os.ftruncate(fd, self.SIZE)
-            self._map = mmap.mmap(fd, self.SIZE)
+            return mmap.mmap(fd, self.SIZE)
         finally:
             os.close(fd)
 
     def read(self) -> bytes:
-        return self._map[: self.SIZE]
+        mapped = self._mapped()
+        return mapped[: self.SIZE] if mapped is not None else b""
 
     def change(self) -> None:
-        self._map[: self.SIZE] = secrets.token_bytes(self.SIZE)
+        mapped = self._mapped()
+        if mapped is not None:
+            mapped[: self.SIZE] = secrets.token_bytes(self.SIZE)
 
 
 class Revocations:

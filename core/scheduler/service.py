@@ -333,4 +333,8 @@ def _failure(command: Any, reason: str, message: str) -> Any:
         return P.SnapshotFailure(command.instance_uuid, command.image_uuid, reason, message)
     if isinstance(command, P.ConsoleRequest):
         return P.ConsoleFailure(command.instance_uuid, command.request_id, reason, message)
-    return P.InstanceFailure(instance_uuid=command.instance_uuid, reason=reason, message=message)
+    # A RESIZE's refusal names the resize it refuses, as the node's own would.
+    attempt = command.attempt if isinstance(command, P.Resize) else 0
+    return P.InstanceFailure(
+        instance_uuid=command.instance_uuid, reason=reason, message=message, attempt=attempt
+    )

@@ -538,10 +538,16 @@ def test_a_reset_state_ends_the_task_as_its_failure_would(db: Database) -> None:
     """os-resetState during a resize frees the quota the new flavor held and drops it,
     so that the resize's late event changes nothing; during a snapshot it discards the
     unfinished image. A resize waiting for its verdict, or a shelved server, is refused."""
-    resizing = _instance(db, task_state=states.RESIZE_PREP, new_flavor=LARGE)
+    resizing = _instance(db)
+    _resize(db, resizing.id)
+    assert [command for command, _ in _outbox(db, resizing.id)] == ["RESIZE"]
     _reset(db, resizing.id, states.ERROR)
     assert _state(db, resizing.id) == (states.ERROR, None)
     assert _usage(db, resizing.project_id) == {"instances": 1, "cores": 1, "ram": 512}
+    # Its RESIZE, not sent yet, is not sent at all; the reset leaves no fault of its own.
+    assert _outbox(db, resizing.id) == []
+    with db.session(readonly=True) as session:
+        assert session.get(Instance, resizing.id).fault is None
     _apply(db, reports.instance_resized, P.InstanceEvent(resizing.id, str(resizing.node_uuid)))
     with db.session(readonly=True) as session:
         row = session.get(Instance, resizing.id)
@@ -594,3 +600,13 @@ def test_a_late_answer_to_an_earlier_resize_ends_nothing(db: Database) -> None:
     _apply(db, reports.instance_resized, P.InstanceEvent(instance.id, node, attempt=second))
     assert _state(db, instance.id) == (states.RESIZED, None)
     assert [status for _, status in _migrations(db, instance.id)] == ["error", "finished"]
+    # And a revert: a failure numbered for another resize does not end it.
+    with db.session() as session:
+        row = session.get(Instance, instance.id)
+        assert row is not None
+        operations.revert_resize(session, row)
+    stale = P.InstanceFailure(instance.id, "revert_resize_failure", "x", attempt=first)
+    _apply(db, reports.instance_failure, stale, "REVERT_RESIZE")
+    assert _state(db, instance.id) == (states.RESIZED, states.RESIZE_REVERTING)
+    _apply(db, reports.resize_reverted, P.InstanceEvent(instance.id, node, attempt=second))
+    assert _state(db, instance.id) == (states.ACTIVE, None)

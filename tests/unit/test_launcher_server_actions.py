@@ -4,6 +4,7 @@ resize (capacity decided in frame order), snapshot uploads and console output.""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import http.server
 import ssl
 import threading
@@ -88,6 +89,23 @@ def test_resize_capacity_is_decided_in_frame_order(tmp_path: Path) -> None:
         assert len(client.of(Type.EVENT, Event.RESIZE_REVERTED)) == 2  # a repeat is answered
         assert launcher.instances["a"].start.requirements.mem_mb == 1024
         assert client.of(Type.ERROR, Error.CONFIRM_RESIZE_FAILURE)[0].reason == "no_instance"
+
+    asyncio.run(scenario())
+
+
+def test_a_moved_copy_answers_with_the_number_of_its_own_move(tmp_path: Path) -> None:
+    """A START of a later move that finds the copy an earlier one left here is answered
+    with the earlier move's number: the controller must not take it as done."""
+
+    async def scenario() -> None:
+        launcher, client = await _ready(tmp_path)
+        moved = dataclasses.replace(_start("a"), resize_from="node-left", attempt=3)
+        await _feed(launcher, Command.START, moved)
+        await launcher.jobs.idle()
+        await _feed(launcher, Command.START, dataclasses.replace(moved, attempt=5))
+        await launcher.jobs.idle()
+        events = client.of(Type.EVENT, Event.INSTANCE_RESIZED)
+        assert [(e.instance_uuid, e.attempt) for e in events] == [("a", 3), ("a", 3)]
 
     asyncio.run(scenario())
 

@@ -178,3 +178,11 @@ def test_a_move_goes_elsewhere_and_the_node_left_keeps_its_copy() -> None:
     with pytest.raises(PlacementError) as nowhere:
         table.move("i2", dataclasses.replace(REQ, excluded_nodes=["n1", "n2"]), "n1")
     assert nowhere.value.reason is P.StartFailureReason.FULL_CLOUD
+
+
+def test_the_schedulers_refusal_of_a_resize_names_the_resize() -> None:
+    from ciaostack.core.scheduler.service import _failure
+
+    refusal = _failure(P.Resize("i1", REQ, OLD, "n1", attempt=9), "no_node", "gone")
+    assert (refusal.instance_uuid, refusal.reason, refusal.attempt) == ("i1", "no_node", 9)
+    assert _failure(P.InstanceCommand("i1"), "no_node", "gone").attempt == 0

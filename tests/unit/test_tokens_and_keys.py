@@ -119,3 +119,12 @@ def test_revocation_stamp_shows_every_change_to_every_process(tmp_path) -> None:
     subprocess.run([sys.executable, "-c", changer, str(path)], check=True)
     assert reader.read() != seen
     assert path.stat().st_size == Stamp.SIZE
+
+
+def test_an_unusable_revocation_stamp_leaves_only_the_poll(tmp_path, caplog) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    stamp = Stamp(blocker / "revocation.stamp")  # its directory cannot be made
+    stamp.change()
+    assert stamp.read() == stamp.read() == b""
+    assert sum("revocation stamp" in r.getMessage() for r in caplog.records) == 1
