@@ -269,6 +269,19 @@ class Launcher:
                     record.state = found[instance_uuid]
                     self.store.save(record)
                 LOG.info("instance=%s re-attached state=%s", instance_uuid, record.state)
+                if record.start.resize_from and record.state == P.InstanceState.RUNNING:
+                    # A move's copy: the InstanceResized that ends the move may have been
+                    # lost with the process that started it. Said again, it ends only the
+                    # move it is numbered for, if still in flight, and nothing else.
+                    self.jobs.submit(
+                        instance_uuid,
+                        functools.partial(
+                            self._event,
+                            Event.INSTANCE_RESIZED,
+                            instance_uuid,
+                            record.start.attempt,
+                        ),
+                    )
             else:
                 LOG.warning("instance=%s is gone from the backend: state error", instance_uuid)
                 record.state = P.InstanceState.ERROR

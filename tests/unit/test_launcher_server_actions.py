@@ -106,6 +106,15 @@ def test_a_moved_copy_answers_with_the_number_of_its_own_move(tmp_path: Path) ->
         await launcher.jobs.idle()
         events = client.of(Type.EVENT, Event.INSTANCE_RESIZED)
         assert [(e.instance_uuid, e.attempt) for e in events] == [("a", 3), ("a", 3)]
+        # A restarted launcher cannot know whether the move's answer went out before
+        # it died: it says it again, numbered, once it reconnects.
+        await launcher.jobs.cancel()
+        again, client = await _ready(tmp_path, connected=False)
+        await again.jobs.idle()
+        client.connected.set()
+        await again.on_connected(type("Conn", (), {"peer_uuid": "sched"})())  # type: ignore[arg-type]
+        [resent] = client.of(Type.EVENT, Event.INSTANCE_RESIZED)
+        assert (resent.instance_uuid, resent.attempt) == ("a", 3)
 
     asyncio.run(scenario())
 
