@@ -940,6 +940,29 @@ class Launcher:
         ):
             LOG.info("instance=%s resize confirmed", instance_uuid)
 
+    async def _power_off_for_snapshot(self, message: P.Snapshot) -> bool:
+        """A shelve's guest stops before its disk is copied; False (and the snapshot's
+        failure sent) when it cannot be stopped."""
+        record = self.instances[message.instance_uuid]
+        if record.state == P.InstanceState.STOPPED:
+            return True
+        try:
+            await self.backend.stop(message.instance_uuid)
+        except Exception as exc:
+            LOG.warning("instance=%s not stopped for its shelve: %s", message.instance_uuid, exc)
+            failure = P.SnapshotFailure(
+                message.instance_uuid,
+                message.image_uuid,
+                BACKEND_FAILURE[Error.SNAPSHOT_FAILURE],
+                f"the guest could not be powered off: {exc}",
+            )
+            await self._failure(Error.SNAPSHOT_FAILURE, failure)
+            return False
+        record.state = P.InstanceState.STOPPED
+        self.store.save(record)
+        await self._send(await self.stats_frame())
+        return True
+
     async def _snapshot(self, message: P.Snapshot) -> None:
         """Copy the disk to a file in the state directory, PUT it to the image API with
         the grant, and remove the file whatever happens."""
@@ -952,6 +975,8 @@ class Launcher:
             return
         if not is_safe_id(image_uuid):
             await self._failure(Error.SNAPSHOT_FAILURE, failure(INVALID_DATA, "bad image id"))
+            return
+        if message.power_off and not await self._power_off_for_snapshot(message):
             return
         directory = self.store.directory / "snapshots"
         directory.mkdir(mode=0o700, exist_ok=True)

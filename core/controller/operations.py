@@ -538,6 +538,7 @@ def snapshot_instance(
         upload_url=upload_url,
         upload_grant=grant,
         workload_agent_uuid=instance.node_uuid or "",
+        power_off=action == "shelve",
     )
     enqueue(session, instance.id, "SNAPSHOT", P.to_dict(snapshot))
 

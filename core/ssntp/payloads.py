@@ -217,6 +217,9 @@ class Snapshot:
     # A credential: kept out of reprs, so out of any log line that shows the payload.
     upload_grant: str = dataclasses.field(repr=False)
     workload_agent_uuid: str = ""
+    # A shelve: the guest is powered off first, so that the disk copied is consistent
+    # (as Nova's shelve does); the node stops it before the copy, in the same job.
+    power_off: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

@@ -189,6 +189,14 @@ def test_snapshot_uploads_the_disk_and_cleans_up(
         assert (url, grant, disk_format) == ("http://api/up", "g", "raw")
         assert data.startswith(b"ciaostack fake disk\ninstance a\nimage i\n") and len(data) == 65536
         assert not list((tmp_path / "snapshots").iterdir())
+        # A shelve's snapshot powers the guest off before copying its disk.
+        assert _states(client) == {"a": P.InstanceState.RUNNING}
+        shelve = P.Snapshot("a", "img-4", "http://api/up", "g", power_off=True)
+        await _feed(launcher, Command.SNAPSHOT, shelve)
+        await launcher.jobs.idle()
+        assert _states(client) == {"a": P.InstanceState.STOPPED}
+        assert launcher.backend._instances["a"]["state"] == "stopped"  # type: ignore[attr-defined]
+        assert [e.image_uuid for e in client.of(Type.EVENT, Event.SNAPSHOT_UPLOADED)][-1] == "img-4"
 
     asyncio.run(scenario())
 
