@@ -173,7 +173,7 @@ class ServerActions:
         }
         limits = quotas.limits_for(session, instance.project_id)
         operations.resize_instance(
-            session, instance, wanted, limits, _constraints(session, instance)
+            session, instance, wanted, limits, server_groups.constraints_now(session, instance)
         )
         actions.record(session, instance, actions.RESIZE, caller, rid)
 
@@ -197,7 +197,9 @@ class ServerActions:
             if node.uuid == instance.node_uuid:
                 raise errors.BadRequest("The target host can't be the same one.")
             node_uuid = node.uuid
-        operations.migrate_instance(session, instance, node_uuid, _constraints(session, instance))
+        operations.migrate_instance(
+            session, instance, node_uuid, server_groups.constraints_now(session, instance)
+        )
         actions.record(session, instance, actions.MIGRATE, caller, rid)
 
     def reset_state(
@@ -277,7 +279,9 @@ class ServerActions:
 
     def unshelve(self, session: Session, caller: AuthContext, instance: Instance, rid: str) -> None:
         self._unlocked(session, caller, instance)
-        operations.unshelve_instance(session, instance, _constraints(session, instance))
+        operations.unshelve_instance(
+            session, instance, server_groups.constraints_now(session, instance)
+        )
         actions.record(session, instance, actions.UNSHELVE, caller, rid)
 
     def _snapshot(
@@ -363,14 +367,3 @@ def _check_image_metadata(
     if enforce:
         limit = quotas.limits_for(session, instance.project_id)["metadata_items"]
         quotas.check_metadata_items(limit, len(metadata), image=True)
-
-
-def _constraints(session: Session, instance: Instance) -> operations.Constraints:
-    """The server group and hint rules a server that moves must keep, as they are now."""
-    required = (instance.start_payload or {}).get("requirements", {})
-    return server_groups.move_constraints(
-        session,
-        instance,
-        list(required.get("same_node_as", [])),
-        list(required.get("different_node_from", [])),
-    )

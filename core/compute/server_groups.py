@@ -226,3 +226,15 @@ def add_member(session: Session, group: ServerGroup, instance_id: str) -> None:
             raise GroupMemberLimitExceeded()
     session.add(ServerGroupMember(group_id=group.id, instance_id=instance_id))
     session.flush()
+
+
+def constraints_now(session: Session, instance: Instance) -> tuple[list[str], list[str]]:
+    """The server group and hint rules a server that moves (or is unshelved) must keep,
+    as they are now: (same node as, different node from)."""
+    required = (instance.start_payload or {}).get("requirements", {})
+    return move_constraints(
+        session,
+        instance,
+        list(required.get("same_node_as", [])),
+        list(required.get("different_node_from", [])),
+    )

@@ -559,14 +559,20 @@ def unshelve_instance(
     states.check("unshelve", instance.vm_state, instance.task_state, instance.id)
     if not instance.shelved_image_id or not instance.start_payload:
         raise errors.Conflict(f"Cannot 'unshelve' instance {instance.id}: it has no shelved image")
+    instance.task_state = states.UNSHELVING
+    enqueue(session, instance.id, "START", P.to_dict(unshelve_start(instance, constraints)))
+
+
+def unshelve_start(instance: Instance, constraints: Constraints | None = None) -> P.Start:
+    """The START of an unshelve (sent again by the controller if it was lost)."""
     start = P.from_dict(P.Start, instance.start_payload)
     same, different = constraints or (
         start.requirements.same_node_as,
         start.requirements.different_node_from,
     )
-    start = dataclasses.replace(
+    return dataclasses.replace(
         start,
-        image_uuid=instance.shelved_image_id,
+        image_uuid=instance.shelved_image_id or start.image_uuid,
         requirements=dataclasses.replace(
             start.requirements,
             node_id="",
@@ -576,8 +582,6 @@ def unshelve_instance(
         ),
         node_uuid="",
     )
-    instance.task_state = states.UNSHELVING
-    enqueue(session, instance.id, "START", P.to_dict(start))
 
 
 def request_console_output(

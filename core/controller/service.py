@@ -32,7 +32,8 @@ from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from ciaostack.core.controller import reports, states
+from ciaostack.core.compute import server_groups
+from ciaostack.core.controller import operations, reports, states
 from ciaostack.core.controller.operations import enqueue
 from ciaostack.core.db.models import ComputeNode, ConsoleReply, Instance, Outbox, utcnow
 from ciaostack.core.db.session import Database
@@ -403,6 +404,7 @@ class Controller:
                     )
                     instance.updated_at = now
                     queued = True
+            queued |= self._resend_unshelves(session, now)
             queued |= self._finish_deletes(session, now)
             session.execute(
                 delete(ConsoleReply).where(ConsoleReply.created_at < now - CONSOLE_REPLY_TTL)
@@ -412,6 +414,28 @@ class Controller:
             with contextlib.suppress(OSError):
                 self.image_store.delete(location)  # type: ignore[union-attr]
         return queued
+
+    def _resend_unshelves(self, session: Session, now: dt.datetime) -> bool:
+        """An unshelve whose START no node took (lost with a scheduler or its link):
+        ask again, with the group rules as they are now. A START that did arrive is
+        answered (a node reports the instance, or the scheduler refuses it), so one
+        with no node after the resend delay is one that went missing."""
+        lost = session.scalars(
+            select(Instance).where(
+                Instance.task_state == states.UNSHELVING,
+                Instance.node_uuid.is_(None),
+                Instance.deleted.is_(False),
+                Instance.updated_at < now - self.resend_after,
+                Instance.id.not_in(select(Outbox.instance_id)),
+            )
+        ).all()
+        for instance in lost:
+            LOG.info("instance=%s unshelve START sent again", instance.id)
+            constraints = server_groups.constraints_now(session, instance)
+            start = operations.unshelve_start(instance, constraints)
+            enqueue(session, instance.id, "START", P.to_dict(start))
+            instance.updated_at = now
+        return bool(lost)
 
     def _discard_shelved_images(self, session: Session) -> list[str]:
         """The images of shelves that are over (the server runs again, or is deleted):

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from ciaostack.core import errors
 from ciaostack.core.controller import operations, reports, states
@@ -610,3 +610,45 @@ def test_a_late_answer_to_an_earlier_resize_ends_nothing(db: Database) -> None:
     assert _state(db, instance.id) == (states.RESIZED, states.RESIZE_REVERTING)
     _apply(db, reports.resize_reverted, P.InstanceEvent(instance.id, node, attempt=second))
     assert _state(db, instance.id) == (states.ACTIVE, None)
+
+
+def test_an_unshelve_whose_start_went_missing_is_asked_again(db: Database) -> None:
+    """No node reported it and no command for it waits: its START was lost (with a
+    scheduler, say). The controller's reconciliation sends it again, from the shelved
+    image, within the resend delay, and leaves alone one still within it."""
+    from ciaostack.core.controller.service import Controller
+
+    start = P.Start("x", "t", "boot-image", P.Requirements(512, 1, 1024, node_id="n1"))
+    long_ago = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(seconds=60)
+
+    def unshelving(updated_at: dt.datetime) -> Instance:
+        instance = _instance(
+            db,
+            vm_state=states.SHELVED_OFFLOADED,
+            task_state=states.UNSHELVING,
+            node_uuid=None,
+            shelved_image_id=str(uuid.uuid4()),
+        )
+        with db.session() as session:
+            row = session.get(Instance, instance.id)
+            assert row is not None
+            row.start_payload = P.to_dict(dataclasses.replace(start, instance_uuid=row.id))
+            row.updated_at = updated_at
+        return instance
+
+    lost = unshelving(long_ago)
+    recent = unshelving(dt.datetime.now(dt.UTC).replace(tzinfo=None))
+    controller = Controller(db, lambda handler, on_connected: None, resend_after=30)
+    assert controller.reconcile() is True
+    with db.session(readonly=True) as session:
+        [resent] = session.scalars(select(Outbox).where(Outbox.instance_id == lost.id)).all()
+        assert not session.scalars(select(Outbox).where(Outbox.instance_id == recent.id)).all()
+    assert resent.command == "START"
+    payload = P.from_dict(P.Start, resent.payload)
+    assert payload.image_uuid == lost.shelved_image_id
+    assert (payload.requirements.node_id, payload.node_uuid) == ("", "")
+    # Asked again only once the delay has passed again, not at every pass.
+    with db.session() as session:
+        session.execute(delete(Outbox).where(Outbox.instance_id == lost.id))
+    controller.reconcile()
+    assert _outbox(db, lost.id) == []
