@@ -946,15 +946,21 @@ class Launcher:
         record = self.instances[message.instance_uuid]
         if record.state == P.InstanceState.STOPPED:
             return True
+        instance_uuid = message.instance_uuid
         try:
-            await self.backend.stop(message.instance_uuid)
+            await self.backend.stop(instance_uuid)
         except Exception as exc:
-            LOG.warning("instance=%s not stopped for its shelve: %s", message.instance_uuid, exc)
+            if isinstance(exc, BackendError):
+                LOG.warning("instance=%s not stopped for its shelve: %s", instance_uuid, exc)
+                why = str(exc)
+            else:
+                LOG.exception("instance=%s not stopped for its shelve", instance_uuid)
+                why = "internal backend error"
             failure = P.SnapshotFailure(
-                message.instance_uuid,
+                instance_uuid,
                 message.image_uuid,
                 BACKEND_FAILURE[Error.SNAPSHOT_FAILURE],
-                f"the guest could not be powered off: {exc}",
+                f"the guest could not be powered off: {why}",
             )
             await self._failure(Error.SNAPSHOT_FAILURE, failure)
             return False

@@ -94,7 +94,8 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     async def stop(self, instance_uuid: str) -> None:
-        """Power off a running instance, keeping its disks; a stopped one is left alone."""
+        """Power off a running, paused or suspended instance (a shelve stops any of
+        them before copying the disk), keeping its disks; a stopped one is left alone."""
 
     @abc.abstractmethod
     async def reboot(self, instance_uuid: str, hard: bool) -> None:

@@ -564,7 +564,11 @@ def unshelve_instance(
 
 
 def unshelve_start(instance: Instance, constraints: Constraints | None = None) -> P.Start:
-    """The START of an unshelve (sent again by the controller if it was lost)."""
+    """The START of an unshelve (sent again by the controller if it was lost), with a
+    number of its own: a StartFailure for an earlier one must not end this one."""
+    if not instance.shelved_image_id:
+        raise errors.Conflict(f"Cannot 'unshelve' instance {instance.id}: it has no shelved image")
+    instance.start_attempts += 1
     start = P.from_dict(P.Start, instance.start_payload)
     same, different = constraints or (
         start.requirements.same_node_as,
@@ -572,7 +576,7 @@ def unshelve_start(instance: Instance, constraints: Constraints | None = None) -
     )
     return dataclasses.replace(
         start,
-        image_uuid=instance.shelved_image_id or start.image_uuid,
+        image_uuid=instance.shelved_image_id,
         requirements=dataclasses.replace(
             start.requirements,
             node_id="",
@@ -581,6 +585,7 @@ def unshelve_start(instance: Instance, constraints: Constraints | None = None) -
             different_node_from=list(different),
         ),
         node_uuid="",
+        attempt=instance.start_attempts,
     )
 
 

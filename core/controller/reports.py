@@ -432,7 +432,9 @@ def start_failed(session: Session, failure: P.StartFailure, max_attempts: int) -
     instance = session.get(Instance, failure.instance_uuid)
     if instance is not None and instance.task_state == states.UNSHELVING:
         unshelving = _live(session, instance.id, states.COMMAND_TASKS["START"])
-        if unshelving is not None:
+        if unshelving is not None and failure.attempt == unshelving.start_attempts:
+            # Still offloaded: no node holds it (a node that reported it took it first).
+            unshelving.node_uuid = unshelving.host = None
             unshelving.task_state = None
             detail = failure.message or failure.reason
             unshelving.fault = fault(

@@ -424,6 +424,7 @@ class Controller:
             select(Instance).where(
                 Instance.task_state == states.UNSHELVING,
                 Instance.node_uuid.is_(None),
+                Instance.shelved_image_id.is_not(None),
                 Instance.deleted.is_(False),
                 Instance.updated_at < now - self.resend_after,
                 Instance.id.not_in(select(Outbox.instance_id)),

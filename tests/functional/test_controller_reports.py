@@ -652,3 +652,32 @@ def test_an_unshelve_whose_start_went_missing_is_asked_again(db: Database) -> No
         session.execute(delete(Outbox).where(Outbox.instance_id == lost.id))
     controller.reconcile()
     assert _outbox(db, lost.id) == []
+    # The START sent again has a number of its own: a failure of the lost one (say
+    # its node, reporting late) ends nothing; the new one's failure ends the unshelve,
+    # and the server, still offloaded, names no node.
+    with db.session() as session:
+        row = session.get(Instance, lost.id)
+        assert row is not None
+        row.node_uuid, row.host = "n2", "host-2"  # the node that took it reported it
+    for attempt in (payload.attempt - 1, payload.attempt):
+        reason = P.StartFailureReason.LAUNCH_FAILURE
+        failure = P.StartFailure(lost.id, reason, "boom", "n2", attempt)
+        _apply(db, reports.start_failed, failure, 3)
+        ended = attempt == payload.attempt
+        expected = (states.SHELVED_OFFLOADED, None if ended else states.UNSHELVING)
+        assert _state(db, lost.id) == expected
+    with db.session(readonly=True) as session:
+        row = session.get(Instance, lost.id)
+        assert (row.node_uuid, row.host, row.fault["message"]) == (None, None, "boom")
+
+
+def test_only_a_shelve_powers_the_guest_off_before_its_snapshot(db: Database) -> None:
+    for action in ("shelve", "createImage"):
+        instance = _instance(db)
+        with db.session() as session:
+            row = session.get(Instance, instance.id)
+            assert row is not None
+            operations.snapshot_instance(session, row, str(uuid.uuid4()), "http://x", "g", action)
+        with db.session(readonly=True) as session:
+            [command] = session.scalars(select(Outbox).where(Outbox.instance_id == instance.id))
+            assert command.payload["power_off"] is (action == "shelve")

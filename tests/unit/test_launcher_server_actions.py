@@ -197,6 +197,15 @@ def test_snapshot_uploads_the_disk_and_cleans_up(
         assert _states(client) == {"a": P.InstanceState.STOPPED}
         assert launcher.backend._instances["a"]["state"] == "stopped"  # type: ignore[attr-defined]
         assert [e.image_uuid for e in client.of(Type.EVENT, Event.SNAPSHOT_UPLOADED)][-1] == "img-4"
+        # A guest that cannot be stopped is not copied: the shelve fails.
+        await _feed(launcher, Command.START, _start("b", fake_fail="stop"))
+        await _feed(launcher, Command.SNAPSHOT, dataclasses.replace(shelve, instance_uuid="b"))
+        await launcher.jobs.idle()
+        [refused] = [
+            f for f in client.of(Type.ERROR, Error.SNAPSHOT_FAILURE) if f.instance_uuid == "b"
+        ]
+        assert "could not be powered off" in refused.message
+        assert len(sent) == 3  # img-1, img-2 (refused by the API) and img-4: nothing for b
 
     asyncio.run(scenario())
 
