@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import socket
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -18,6 +19,11 @@ class APIServer(BaseApplication):
             "workers": conf.get("api", "workers"),
             "threads": conf.get("api", "threads"),
             "worker_class": "gthread",
+            # A listening socket per worker, among which the kernel spreads new
+            # connections. With one shared socket, whichever worker wakes first
+            # accepts a burst of them: keep-alive clients that connect together could
+            # all land on one worker, one core, while the other idled (bench/README.md).
+            "reuse_port": True,
             "control_socket_disable": True,
             "accesslog": None,  # ciaostack logs one structured line per request itself
             "loglevel": conf.get("log", "level").lower(),
@@ -29,6 +35,10 @@ class APIServer(BaseApplication):
             **(overrides or {}),
         }
         super().__init__()
+
+    def run(self) -> None:
+        refuse_if_taken(self.options["bind"])
+        super().run()
 
     def load_config(self) -> None:
         for key, value in self.options.items():
@@ -43,6 +53,25 @@ class APIServer(BaseApplication):
         app = create_app(self.conf)
         _settle_gc()
         return app
+
+
+def refuse_if_taken(bind: str) -> None:
+    """Exit if something listens on `bind` already. With a socket per worker
+    (`reuse_port`), a second server started on the same port by mistake would join
+    the first and take a share of its connections instead of failing to bind: a plain
+    bind first (no SO_REUSEPORT) fails as it would with one shared socket."""
+    if bind.startswith(("unix:", "fd://")):
+        return
+    host, _, port = bind.rpartition(":")
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host.strip("[]") or None, int(port), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn's own
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise SystemExit(f"ciaostack api: cannot listen on {bind}: {exc.strerror}") from exc
 
 
 # Allocations between two young-generation collections (CPython's default is 700).

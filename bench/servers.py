@@ -40,6 +40,7 @@ class Gunicorn:
     worker_class: str
     keepalive: int
     timeout: int
+    reuse_port: bool
 
     @classmethod
     def like_ciaostack(cls, workers: int, threads: int) -> Gunicorn:
@@ -51,6 +52,7 @@ class Gunicorn:
             worker_class=options["worker_class"],
             keepalive=options["keepalive"],
             timeout=options["timeout"],
+            reuse_port=options["reuse_port"],
         )
 
     def cli_flags(self) -> list[str]:
@@ -61,6 +63,7 @@ class Gunicorn:
             f"--keep-alive={self.keepalive}",
             f"--timeout={self.timeout}",
             "--no-control-socket",
+            *(["--reuse-port"] if self.reuse_port else []),
         ]
 
 

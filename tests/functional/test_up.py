@@ -21,7 +21,7 @@ from typing import Any
 import requests
 import yaml
 
-from tests.support.cloud import CIAOSTACK, free_port
+from tests.support.cloud import CIAOSTACK, Cloud, free_port
 
 TABLES = ("users", "projects", "roles", "role_assignments", "services", "endpoints", "regions")
 
@@ -238,3 +238,19 @@ def test_up_refuses_a_port_in_use(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert f"port {port}" in result.stderr and "in use" in result.stderr
     assert not home.exists()
+
+
+def test_a_second_api_on_a_served_port_refuses_to_start(cloud: Cloud) -> None:
+    """The API's workers listen with SO_REUSEPORT (the kernel spreads connections
+    among them); a second `ciaostack api` on the same port must fail, not quietly take
+    a share of the first one's connections."""
+    result = subprocess.run(
+        [CIAOSTACK, "api", "--bind", f"127.0.0.1:{cloud.port}"],
+        env=cloud.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert f"cannot listen on 127.0.0.1:{cloud.port}" in result.stderr
+    assert requests.get(f"{cloud.url}/identity", timeout=10).status_code == 300
