@@ -24,6 +24,7 @@ class APIServer(BaseApplication):
             # accepts a burst of them: keep-alive clients that connect together could
             # all land on one worker, one core, while the other idled (bench/README.md).
             "reuse_port": True,
+            "when_ready": _announce_address,
             "control_socket_disable": True,
             "accesslog": None,  # ciaostack logs one structured line per request itself
             "loglevel": conf.get("log", "level").lower(),
@@ -53,6 +54,11 @@ class APIServer(BaseApplication):
         app = create_app(self.conf)
         _settle_gc()
         return app
+
+
+def _announce_address(arbiter) -> None:  # noqa: ANN001 - gunicorn's Arbiter
+    """gunicorn's own "Listening at" line is empty when each worker opens its socket."""
+    arbiter.log.info("Listening at: %s (a socket in each worker)", ", ".join(arbiter.cfg.bind))
 
 
 def refuse_if_taken(bind: str) -> None:
