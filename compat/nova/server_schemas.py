@@ -12,6 +12,7 @@ from typing import Any
 
 from ciaostack.compat.microversion import Version
 from ciaostack.compat.nova.common import BOOLEAN, DESCRIPTION_PATTERN, NAME
+from ciaostack.core.controller import states
 
 UUID = {
     "type": "string",
@@ -447,7 +448,7 @@ RESET_STATE = {
     "properties": {
         "os-resetState": {
             "type": "object",
-            "properties": {"state": {"type": "string", "enum": ["active", "error"]}},
+            "properties": {"state": {"type": "string", "enum": sorted(states.RESETTABLE)}},
             "required": ["state"],
             "additionalProperties": False,
         }

@@ -557,16 +557,15 @@ def unshelve_instance(
     take it (where it was created, named or not, no longer binds it; `constraints`,
     its group rules as they are now, do)."""
     states.check("unshelve", instance.vm_state, instance.task_state, instance.id)
-    if not instance.shelved_image_id or not instance.start_payload:
-        raise errors.Conflict(f"Cannot 'unshelve' instance {instance.id}: it has no shelved image")
+    start = unshelve_start(instance, constraints)
     instance.task_state = states.UNSHELVING
-    enqueue(session, instance.id, "START", P.to_dict(unshelve_start(instance, constraints)))
+    enqueue(session, instance.id, "START", P.to_dict(start))
 
 
 def unshelve_start(instance: Instance, constraints: Constraints | None = None) -> P.Start:
     """The START of an unshelve (sent again by the controller if it was lost), with a
     number of its own: a StartFailure for an earlier one must not end this one."""
-    if not instance.shelved_image_id:
+    if not instance.shelved_image_id or not instance.start_payload:
         raise errors.Conflict(f"Cannot 'unshelve' instance {instance.id}: it has no shelved image")
     instance.start_attempts += 1
     start = P.from_dict(P.Start, instance.start_payload)

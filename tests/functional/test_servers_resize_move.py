@@ -194,13 +194,7 @@ def test_a_move_keeps_the_group_rules_as_they_are_now(world: World, placed: Plac
     """The first member of an anti-affinity group cannot move onto the node of a member
     that joined after it (its boot knew of none)."""
     client = placed.client
-    group = client.call(
-        "POST",
-        "/os-server-groups",
-        json={"server_group": {"name": "apart", "policies": ["anti-affinity"]}},
-    )
-    assert group.status_code == 200, group.text
-    hints = {"group": group.json()["server_group"]["id"]}
+    hints = {"group": client.group("apart", "anti-affinity")}
     first = world.boot(client, hints=hints)
     second = world.boot(client, hints=hints)
     assert host_of(world, first) != host_of(world, second)

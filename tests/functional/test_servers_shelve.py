@@ -116,13 +116,7 @@ def test_a_shelved_member_constrains_no_placement(world: World) -> None:
     """An offloaded member of an affinity group runs nowhere: the next member boots,
     and the shelved one unshelves next to it (the group as it is now)."""
     client = world.member()
-    group = client.call(
-        "POST",
-        "/os-server-groups",
-        json={"server_group": {"name": "together", "policies": ["affinity"]}},
-    )
-    assert group.status_code == 200, group.text
-    hints = {"group": group.json()["server_group"]["id"]}
+    hints = {"group": client.group("together", "affinity")}
     first = world.boot(client, hints=hints)
     assert client.action(first, {"shelve": None}).status_code == 202
     client.wait(first, "SHELVED_OFFLOADED")
