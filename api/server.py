@@ -48,11 +48,13 @@ class APIServer(BaseApplication):
 
     def load(self):  # noqa: ANN201 - the WSGI app
         from ciaostack.api.app import create_app
+        from ciaostack.core.db.session import favour_transactions
         from ciaostack.core.logsetup import setup_logging
 
         setup_logging(self.conf.get("log", "level"))
         app = create_app(self.conf)
         _settle_gc()
+        favour_transactions()
         return app
 
 

@@ -113,10 +113,11 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
 
 async def _serve_controller(conf: Config) -> None:
     from ciaostack.core.controller.service import Controller, client_factory
-    from ciaostack.core.db.session import Database
+    from ciaostack.core.db.session import Database, favour_transactions
     from ciaostack.core.images.store import open_store
 
     db = Database(conf.database_url)
+    favour_transactions()
     controller = Controller(
         db,
         client_factory(conf),

@@ -7,6 +7,7 @@ and the other processes can share one file; PostgreSQL goes through psycopg 3.
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,26 @@ from ciaostack.core.db.writer_lock import WriterBusy, WriterLock
 
 # Seconds SQLite waits for another writer's lock before giving up.
 BUSY_TIMEOUT = 30
+# Seconds a thread may keep the GIL while another waits for it (CPython's default: 0.005).
+GIL_SWITCH_INTERVAL = 0.0005
+
+
+def favour_transactions() -> None:
+    """Let a thread inside a transaction get the GIL back soon after each statement.
+
+    Why: the database driver lets go of the GIL for every statement, and a thread
+    busy with Python meanwhile (another request of the API worker; the controller's
+    TLS and frame decoding) keeps it until the switch interval runs out. A write
+    transaction of a dozen statements then holds SQLite's single write lock (or
+    PostgreSQL's row locks) for several such intervals, doing nothing, while every
+    other writer waits. Measured with 14 statements in one SQLite transaction beside
+    one thread running Python: p50 0.4 ms alone, 37 ms beside it at CPython's 5 ms,
+    4 ms at 0.5 ms (at 0.1 ms, 1.4 ms: each forced switch costs the busy threads a
+    little, so not lower). bench/compute (a), 2,000 servers, five interleaved pairs:
+    154 servers/s on average against 144 without it, on a machine whose speed moved
+    by a fifth between runs.
+    """
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL)
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001 - DB-API types
