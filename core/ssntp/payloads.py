@@ -616,21 +616,30 @@ def _field_names(cls: type) -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(cls))
 
 
+# Values to_dict passes on as they are (an enum member's type is its enum, not str).
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _plain(value: Any) -> Any:
+    kind = type(value)
+    if kind in _SCALARS:  # most values: tested first, by the exact type
+        return value
+    if kind is list:
+        return [_plain(v) for v in value]
+    if isinstance(value, enum.Enum):
+        return value.value
+    if dataclasses.is_dataclass(value):
+        return {name: _plain(getattr(value, name)) for name in _field_names(kind)}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
 def to_dict(payload: Any) -> dict[str, Any]:
     """Plain YAML-safe data: enums become their values."""
-
-    def plain(value: Any) -> Any:
-        if isinstance(value, enum.Enum):
-            return value.value
-        if dataclasses.is_dataclass(value):
-            return {name: plain(getattr(value, name)) for name in _field_names(type(value))}
-        if isinstance(value, list):
-            return [plain(v) for v in value]
-        if isinstance(value, dict):
-            return {k: plain(v) for k, v in value.items()}
-        return value
-
-    return plain(payload)
+    return _plain(payload)
 
 
 def parse(frame: Frame) -> Any:

@@ -7,6 +7,7 @@ import struct
 import uuid
 
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -158,8 +159,6 @@ def test_payload_parser_only_raises_payload_error(key: tuple, payload: dict) -> 
 
 
 def test_payloads_are_yaml_any_parser_reads_and_block_yaml_is_accepted() -> None:
-    import yaml
-
     start = P.Start(
         instance_uuid="i1",
         tenant_uuid="t1",
@@ -172,3 +171,34 @@ def test_payloads_are_yaml_any_parser_reads_and_block_yaml_is_accepted() -> None
     block = yaml.safe_dump(P.to_dict(start), default_flow_style=False).encode()
     frame = F.decode(data[:4] + len(block).to_bytes(4, "big") + block)
     assert P.parse(frame) == start
+
+
+def test_to_dict_makes_plain_data_that_parses_back() -> None:
+    stat = P.InstanceStat("i-1", P.InstanceState.RUNNING, 128, volumes=["v-1"])
+    stats = P.Stats(
+        node_uuid="n-1",
+        status=P.NodeStatus.FULL,
+        mem_total_mb=1024,
+        mem_available_mb=0,
+        disk_total_mb=10,
+        disk_available_mb=0,
+        vcpus_total=2,
+        vcpus_available=0,
+        load=0.5,
+        instances=[stat, stat],
+    )
+    plain = P.to_dict(stats)
+    # Enums become their values (plain str, as YAML's safe dumper needs), nested too.
+    assert type(plain["status"]) is str and plain["status"] == "FULL"
+    assert [type(i["state"]) for i in plain["instances"]] == [str, str]
+    assert plain["instances"][0] == {
+        "instance_uuid": "i-1",
+        "state": "running",
+        "memory_usage_mb": 128,
+        "disk_usage_mb": 0,
+        "cpu_usage": 0,
+        "power_state": 0,
+        "volumes": ["v-1"],
+    }
+    assert yaml.safe_load(yaml.safe_dump(plain)) == plain
+    assert P.from_dict(P.Stats, plain) == stats
