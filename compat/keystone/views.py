@@ -13,7 +13,9 @@ def isotime(value: dt.datetime | None) -> str | None:
     if value is None:
         return None
     # isoformat is a third of strftime's cost, on the token hot path.
-    return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    if value.tzinfo is not None:
+        value = value.replace(tzinfo=None)
+    return value.isoformat(timespec="microseconds") + "Z"
 
 
 def base_url(req: falcon.Request) -> str:

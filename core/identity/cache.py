@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Hashable
 from typing import Generic, TypeVar
 
 V = TypeVar("V")
@@ -14,10 +15,10 @@ class TTLCache(Generic[V]):
     def __init__(self, ttl: float, maxsize: int = 10000) -> None:
         self.ttl = ttl
         self.maxsize = maxsize
-        self._data: OrderedDict[str, tuple[float, V]] = OrderedDict()
+        self._data: OrderedDict[Hashable, tuple[float, V]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: str) -> V | None:
+    def get(self, key: Hashable) -> V | None:
         with self._lock:
             item = self._data.get(key)
             if item is None:
@@ -28,7 +29,7 @@ class TTLCache(Generic[V]):
             self._data.move_to_end(key)
             return item[1]
 
-    def put(self, key: str, value: V) -> None:
+    def put(self, key: Hashable, value: V) -> None:
         if self.ttl <= 0:
             return
         with self._lock:
