@@ -42,3 +42,11 @@ class Conflict(CoreError):
 class OverLimit(CoreError):
     status = 413
     title = "Request Entity Too Large"
+
+
+class NotAvailable(CoreError):
+    """A request this cloud understands but cannot carry out (OpenStack APIs answer 501
+    for a feature the deployment's drivers lack)."""
+
+    status = 501
+    title = "Not Implemented"

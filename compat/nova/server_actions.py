@@ -55,11 +55,6 @@ NOT_AVAILABLE = frozenset(
 _CONSOLE_JUNK = re.compile("[\x00-\x08\x0b-\x1f]")
 
 
-class NotAvailable(errors.CoreError):
-    status = 501
-    title = "Not Implemented"
-
-
 @dataclasses.dataclass(frozen=True)
 class Call:
     """One action request, as its handler sees it."""
@@ -413,7 +408,7 @@ class ServerAction:
         if name in NOT_AVAILABLE:
             with rt.db.session(readonly=True) as session:
                 self.compute.servers.get(session, auth, server_id)
-            raise NotAvailable(
+            raise errors.NotAvailable(
                 f"The '{name}' action is not available: the compute nodes cannot carry it out yet."
             )
         if name not in HANDLERS:

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import falcon
 
-from ciaostack.compat.nova import instance_actions, server_actions, server_metadata, server_tags
+from ciaostack.compat.nova import (
+    instance_actions,
+    server_actions,
+    server_interfaces,
+    server_metadata,
+    server_tags,
+)
 from ciaostack.compat.nova import servers as server_resources
 from ciaostack.compat.nova.servers import Compute
 from ciaostack.core.compute.servers import Servers
@@ -25,3 +31,4 @@ def add_routes(app: falcon.App, rt: Runtime, prefix: str) -> None:
     actions = instance_actions.InstanceActions(compute)
     app.add_route(f"{server}/os-instance-actions", actions)
     app.add_route(f"{server}/os-instance-actions/{{request_id}}", actions, suffix="one")
+    server_interfaces.add_routes(app, compute, server)

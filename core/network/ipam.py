@@ -29,6 +29,8 @@ from ciaostack.core.network.pool import AddressPlan
 
 # Neutron's device_owner for a server's port.
 COMPUTE_OWNER = "compute:nova"
+# A port's status: a port is up from its creation (no agent here reports it otherwise).
+PORT_ACTIVE = "ACTIVE"
 # Races lost in a row before giving up (each loss means another request progressed).
 ATTEMPTS = 20
 # Addresses after a subnet's cursor looked up before reading all its allocations: the
@@ -113,6 +115,8 @@ class Interface:
     mac: str
     cidr: str
     gateway: str | None
+    subnet_id: str
+    port_status: str
 
 
 class IPAM:
@@ -191,12 +195,15 @@ class IPAM:
                 "mac_address": mac,
                 "device_id": device_id,
                 "device_owner": COMPUTE_OWNER if device_id else "",
+                "status": PORT_ACTIVE,
             },
         )
         session.execute(
             _INSERT_ALLOCATION, {"subnet_id": subnet_id, "ip_address": ip, "port_id": port_id}
         )
-        return Interface(port_id, network.id, network.name, ip, mac, cidr, gateway)
+        return Interface(
+            port_id, network.id, network.name, ip, mac, cidr, gateway, subnet_id, PORT_ACTIVE
+        )
 
     @staticmethod
     def _take(session: Session, subnet_id: str) -> int | None:
@@ -343,6 +350,8 @@ class IPAM:
                 Port.mac_address,
                 Subnet.cidr,
                 Subnet.gateway_ip,
+                Subnet.id,
+                Port.status,
             )
             .join(Network, Network.id == Port.network_id)
             .join(IPAllocation, IPAllocation.port_id == Port.id)

@@ -145,6 +145,11 @@ def test_openstacksdk_create_and_delete_with_wait(
         )
         assert server.status == "ACTIVE"
         assert server.private_v4 and server.private_v4.startswith("172.")
+        [interface] = conn.compute.server_interfaces(server.id)
+        assert interface.fixed_ips == [
+            {"ip_address": server.private_v4, "subnet_id": interface.fixed_ips[0]["subnet_id"]}
+        ]
+        assert interface.port_state == "ACTIVE" and interface.net_id and interface.mac_addr
         assert conn.get_server(server.id).status == "ACTIVE"
         assert conn.delete_server(server.id, wait=True, timeout=120)
         assert conn.get_server(server.id) is None
@@ -159,13 +164,14 @@ VERSIONS = ("2.1", "2.3", "2.9", "2.16", "2.19", "2.26", "2.47", "2.51", "2.58",
 
 
 class Checker:
-    """Validates responses with tempest's own validator and the schema module tempest's
-    servers client would use at the request's microversion."""
+    """Validates responses with tempest's own validator and the schema module a tempest
+    compute client (the servers client by default) would use at the request's
+    microversion."""
 
-    def __init__(self) -> None:
+    def __init__(self, module: str = "servers_client", client: str = "ServersClient") -> None:
         self.rest_client = importlib.import_module("tempest.lib.common.rest_client").RestClient
-        servers = importlib.import_module("tempest.lib.services.compute.servers_client")
-        self.versions = servers.ServersClient.schema_versions_info
+        services = importlib.import_module(f"tempest.lib.services.compute.{module}")
+        self.versions = getattr(services, client).schema_versions_info
 
     def module(self, version: str) -> Any:
         wanted = Version.parse(version)
@@ -191,6 +197,7 @@ class _Headers(dict):
 
 def test_responses_match_tempest_schemas(world: World) -> None:
     checker = Checker()
+    interfaces = Checker("interfaces_client", "InterfacesClient")
     for role, client in (("member", world.member()), ("admin", world.admin)):
         for version in VERSIONS:
             c = client.at(version)
@@ -230,6 +237,11 @@ def test_responses_match_tempest_schemas(world: World) -> None:
                     checker.check(version, name, resp)
                 except Exception as exc:
                     raise AssertionError(f"{context} {name}: {exc}\n{resp.text}") from exc
+            listed = c.call("GET", f"{path}/os-interface")
+            interfaces.check(version, "list_interfaces", listed)
+            port_id = listed.json()["interfaceAttachments"][0]["port_id"]
+            shown = c.call("GET", f"{path}/os-interface/{port_id}")
+            interfaces.check(version, "get_create_interfaces", shown)
             c.wait(server_id, "SHUTOFF")
             actions = c.call("GET", f"{path}/os-instance-actions").json()["instanceActions"]
             shown = c.call("GET", f"{path}/os-instance-actions/{actions[0]['request_id']}")

@@ -21,6 +21,7 @@ from tests.support.identity import new_member
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 USAGE_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}$")
 MAC = re.compile(r"^fa:16:3e(:[0-9a-f]{2}){3}$")
+UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 BASIC = {
     "id", "name", "status", "tenant_id", "user_id", "metadata", "hostId", "image", "flavor",
@@ -183,6 +184,51 @@ def test_other_projects_servers_do_not_exist(world: World) -> None:
     reader_client = ComputeClient(world.cloud, reader.token(world.cloud))
     refused = reader_client.create(expect=403, imageRef=world.image["id"], flavorRef=TINY)
     assert "os_compute_api:servers:create" in refused["forbidden"]["message"]
+
+
+def test_interfaces_show_each_servers_port(world: World) -> None:
+    """os-interface (what Kubernetes' cloud provider reads a node's addresses from)."""
+    client, stranger = world.member(), world.member()
+    first, second = world.boot(client), world.boot(client)
+    views = {}
+    for server_id in (first, second):
+        [address] = client.show(server_id)["addresses"]["private"]
+        resp = client.call("GET", f"/servers/{server_id}/os-interface")
+        assert resp.status_code == 200, resp.text
+        [view] = resp.json()["interfaceAttachments"]
+        assert set(view) == {"port_state", "fixed_ips", "port_id", "net_id", "mac_addr"}
+        assert view["port_state"] == "ACTIVE"
+        assert view["mac_addr"] == address["OS-EXT-IPS-MAC:mac_addr"]
+        [fixed] = view["fixed_ips"]
+        assert fixed["ip_address"] == address["addr"]
+        assert all(UUID.match(v) for v in (fixed["subnet_id"], view["port_id"], view["net_id"]))
+        one = client.call("GET", f"/servers/{server_id}/os-interface/{view['port_id']}")
+        assert one.status_code == 200 and one.json() == {"interfaceAttachment": view}
+        views[server_id] = view
+    # One project network and subnet, a port each.
+    assert views[first]["net_id"] == views[second]["net_id"]
+    assert views[first]["fixed_ips"][0]["subnet_id"] == views[second]["fixed_ips"][0]["subnet_id"]
+    assert views[first]["port_id"] != views[second]["port_id"]
+    tagged = client.at("2.70").call("GET", f"/servers/{first}/os-interface").json()
+    assert tagged["interfaceAttachments"][0] == {**views[first], "tag": None}
+
+    other_port = f"/servers/{first}/os-interface/{views[second]['port_id']}"
+    assert client.call("GET", other_port).json()["itemNotFound"]["code"] == 404
+    for method, path, body in (
+        ("GET", f"/servers/{first}/os-interface", None),
+        ("GET", f"/servers/{first}/os-interface/{views[first]['port_id']}", None),
+        ("POST", f"/servers/{first}/os-interface", {"interfaceAttachment": {}}),
+        ("DELETE", f"/servers/{first}/os-interface/{views[first]['port_id']}", None),
+    ):
+        assert stranger.call(method, path, json=body).status_code == 404, (method, path)
+    attach = client.call("POST", f"/servers/{first}/os-interface", json={"interfaceAttachment": {}})
+    detach = client.call("DELETE", f"/servers/{first}/os-interface/{views[first]['port_id']}")
+    for refused in (attach, detach):
+        assert refused.status_code == 501
+        assert "not available" in refused.json()["notImplemented"]["message"]
+    assert client.call("GET", f"/servers/{first}/os-interface").json() == {
+        "interfaceAttachments": [views[first]]
+    }
 
 
 def test_update_name_and_description(world: World) -> None:
