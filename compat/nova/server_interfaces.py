@@ -1,10 +1,11 @@
 """/servers/{id}/os-interface: a server's network interfaces, as Nova shows its ports.
 
 Kubernetes' OpenStack cloud provider reads a node's addresses, and the subnet of
-a load balancer's members, from this list. A server here has the one interface
-it was created with, on its project's network; attaching another or detaching
-it would need the node to hot-plug a device, which no backend does yet: those
-answer 501, as Nova does for a feature its driver lacks.
+a load balancer's members, from this list. A server here has at most one
+interface, on the network it was booted on (none with `networks: "none"`);
+attaching another or detaching it would need the node to hot-plug a device,
+which no backend does yet: those answer 501, as Nova does for a feature its
+driver lacks.
 """
 
 from __future__ import annotations
@@ -49,31 +50,32 @@ class ServerInterfaces:
             common.authorize(req, rt, RULE.format(rule), target_of(instance))
             return self.compute.servers.ipam.interfaces(session, [instance.id])[instance.id]
 
-    def _refuse(self, req: falcon.Request, server_id: str, rule: str) -> None:
-        """404 for a server the caller cannot see, 403 without the right, then 501."""
-        self._interfaces(req, server_id, rule)
-        raise errors.NotAvailable(_NO_HOTPLUG)
-
     def on_get(self, req: falcon.Request, resp: falcon.Response, server_id: str) -> None:
         found = self._interfaces(req, server_id, "list")
         resp.media = {"interfaceAttachments": [interface_view(i, req) for i in found]}
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, server_id: str) -> None:
-        self._refuse(req, server_id, "create")
+        # 404 for a server the caller cannot see, 403 without the right, then 501.
+        self._interfaces(req, server_id, "create")
+        raise errors.NotAvailable(_NO_HOTPLUG)
+
+    def _one(self, req: falcon.Request, server_id: str, port_id: str, rule: str) -> Interface:
+        for interface in self._interfaces(req, server_id, rule):
+            if interface.port_id == port_id:
+                return interface
+        raise errors.NotFound(f"Instance {server_id} has no interface with port {port_id}.")
 
     def on_get_one(
         self, req: falcon.Request, resp: falcon.Response, server_id: str, port_id: str
     ) -> None:
-        for interface in self._interfaces(req, server_id, "show"):
-            if interface.port_id == port_id:
-                resp.media = {"interfaceAttachment": interface_view(interface, req)}
-                return
-        raise errors.NotFound(f"Instance {server_id} has no interface with port {port_id}.")
+        interface = self._one(req, server_id, port_id, "show")
+        resp.media = {"interfaceAttachment": interface_view(interface, req)}
 
     def on_delete_one(
         self, req: falcon.Request, resp: falcon.Response, server_id: str, port_id: str
     ) -> None:
-        self._refuse(req, server_id, "delete")
+        self._one(req, server_id, port_id, "delete")  # a port it does not have: 404
+        raise errors.NotAvailable(_NO_HOTPLUG)
 
 
 def add_routes(app: falcon.App, compute: Compute, server: str) -> None:

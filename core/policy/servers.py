@@ -1,5 +1,5 @@
 """Compute (Nova v2.1) rules for servers and what hangs off them: actions, metadata,
-tags, addresses, instance actions. Named and defaulted as Nova's (secure RBAC)
+tags, addresses, interfaces, instance actions. Named and defaulted as Nova's (secure RBAC)
 so that an operator's Nova policy file keeps its meaning.
 
 Targets are flat: `project_id` and `user_id` are the server's (for a list or a

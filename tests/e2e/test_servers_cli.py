@@ -146,9 +146,9 @@ def test_openstacksdk_create_and_delete_with_wait(
         assert server.status == "ACTIVE"
         assert server.private_v4 and server.private_v4.startswith("172.")
         [interface] = conn.compute.server_interfaces(server.id)
-        assert interface.fixed_ips == [
-            {"ip_address": server.private_v4, "subnet_id": interface.fixed_ips[0]["subnet_id"]}
-        ]
+        [fixed_ip] = interface.fixed_ips
+        assert fixed_ip["ip_address"] == server.private_v4
+        assert uuid.UUID(fixed_ip["subnet_id"]) and uuid.UUID(interface.port_id)
         assert interface.port_state == "ACTIVE" and interface.net_id and interface.mac_addr
         assert conn.get_server(server.id).status == "ACTIVE"
         assert conn.delete_server(server.id, wait=True, timeout=120)

@@ -16,7 +16,7 @@ import pytest
 
 from tests.support.cloud import Cloud
 from tests.support.compute import TINY, ComputeClient, World, compute_world, upload_image
-from tests.support.identity import new_member
+from tests.support.identity import V3, grant, new_member, role_id
 
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 USAGE_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}$")
@@ -221,14 +221,33 @@ def test_interfaces_show_each_servers_port(world: World) -> None:
         ("DELETE", f"/servers/{first}/os-interface/{views[first]['port_id']}", None),
     ):
         assert stranger.call(method, path, json=body).status_code == 404, (method, path)
-    attach = client.call("POST", f"/servers/{first}/os-interface", json={"interfaceAttachment": {}})
-    detach = client.call("DELETE", f"/servers/{first}/os-interface/{views[first]['port_id']}")
-    for refused in (attach, detach):
-        assert refused.status_code == 501
-        assert "not available" in refused.json()["notImplemented"]["message"]
+    # A reader of the owner's project: may look, may not ask for a change.
+    reader = new_member(world.cloud, world.admin.token, role="reader")
+    reader_role = role_id(world.cloud, world.admin.token, "reader")
+    grant(world.cloud, world.admin.token, client.project_id, reader.user_id, reader_role)
+    project = world.cloud.request("GET", f"{V3}/projects/{client.project_id}", world.admin.token)
+    token = reader.auth(world.cloud, project=project.json()["project"]["name"])
+    reading = ComputeClient(world.cloud, token.headers["X-Subject-Token"])
+    assert reading.call("GET", f"/servers/{first}/os-interface").json() == {
+        "interfaceAttachments": [views[first]]
+    }
+    collection = f"/servers/{first}/os-interface"
+    for who, expect in ((reading, 403), (client, 501)):
+        attach = who.call("POST", collection, json={"interfaceAttachment": {}})
+        detach = who.call("DELETE", f"{collection}/{views[first]['port_id']}")
+        for rule, refused in (("create", attach), ("delete", detach)):
+            assert refused.status_code == expect, (expect, refused.text)
+            if expect == 403:
+                assert f"os-attach-interfaces:{rule}" in refused.json()["forbidden"]["message"]
+            else:
+                assert "not available" in refused.json()["notImplemented"]["message"]
+    assert client.call("DELETE", other_port).json()["itemNotFound"]["code"] == 404
     assert client.call("GET", f"/servers/{first}/os-interface").json() == {
         "interfaceAttachments": [views[first]]
     }
+    unplugged = world.boot(client.at("2.37"), networks="none")
+    listed = client.call("GET", f"/servers/{unplugged}/os-interface")
+    assert listed.json() == {"interfaceAttachments": []}
 
 
 def test_update_name_and_description(world: World) -> None:
