@@ -19,6 +19,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from ciaostack.core import errors
+from ciaostack.core.db import rows
 from ciaostack.core.db.models import QuotaUsage
 
 _USAGE = QuotaUsage.__table__
@@ -117,7 +118,7 @@ def _reserve_all(
         params[f"delta_{i}"] = delta
         # A release (or nothing) is never refused, as in _add.
         params[f"limit_{i}"] = limits.get(resource, -1) if delta > 0 else -1
-    changed = session.scalars(_add_all(resources), params).all()
+    changed = rows.execute(session, _add_all(resources), params).scalars().all()
     if len(changed) == len(resources):
         return True
     release(session, project_id, {resource: deltas[resource] for resource in changed})
@@ -155,5 +156,5 @@ def release(session: Session, project_id: str, deltas: Mapping[str, int]) -> Non
 
 
 def usage(session: Session, project_id: str) -> dict[str, int]:
-    rows = session.scalars(select(QuotaUsage).where(QuotaUsage.project_id == project_id))
-    return {row.resource: row.in_use for row in rows}
+    usages = session.scalars(select(QuotaUsage).where(QuotaUsage.project_id == project_id))
+    return {row.resource: row.in_use for row in usages}

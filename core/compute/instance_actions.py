@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 
 from ciaostack.core import errors
 from ciaostack.core.controller import states
+from ciaostack.core.db import rows
 from ciaostack.core.db.models import Instance, InstanceAction, InstanceActionEvent, utcnow
-from ciaostack.core.db.rows import insert_into
 from ciaostack.core.identity.context import AuthContext
 
 # Nova's action names and the event each one's work on the node is reported as.
@@ -72,8 +72,9 @@ def record(
     if action != CREATE:  # a create is an instance's first action: nothing is open yet
         settle(session, instance, now)
     event = EVENTS.get(action)
-    result = session.execute(
-        insert_into(InstanceAction.__table__),
+    result = rows.execute(
+        session,
+        rows.insert_into(InstanceAction.__table__),
         {
             "instance_id": instance.id,
             "action": action,
@@ -86,8 +87,9 @@ def record(
         },
     )
     if event is not None:
-        session.execute(
-            insert_into(InstanceActionEvent.__table__),
+        rows.execute(
+            session,
+            rows.insert_into(InstanceActionEvent.__table__),
             {"action_id": result.inserted_primary_key[0], "event": event, "start_time": now},
         )
 

@@ -26,6 +26,7 @@ from ciaostack.core import errors, quota
 from ciaostack.core.compute import flavors, keypairs, nodes, quotas, server_groups
 from ciaostack.core.compute import instance_actions as actions
 from ciaostack.core.controller import operations, states
+from ciaostack.core.db import rows
 from ciaostack.core.db.models import (
     ComputeNode,
     Flavor,
@@ -39,7 +40,6 @@ from ciaostack.core.db.models import (
     ServerTag,
     utcnow,
 )
-from ciaostack.core.db.rows import insert_into
 from ciaostack.core.identity.context import AuthContext
 from ciaostack.core.images import query as image_query
 from ciaostack.core.images.model import Caller as ImageCaller
@@ -289,8 +289,9 @@ class Servers:
                 networking=_networking(interfaces[0]) if interfaces else None,
             )
             [instance] = operations.create_instances(session, spec, 1, limits, [instance_id])
-            session.execute(
-                insert_into(ServerAttributes.__table__),
+            rows.execute(
+                session,
+                rows.insert_into(ServerAttributes.__table__),
                 {
                     "instance_id": instance.id,
                     "flavor_id": flavor.id,
@@ -527,12 +528,12 @@ class Servers:
 
     @staticmethod
     def metadata(session: Session, instance: Instance) -> dict[str, str]:
-        rows = session.execute(
+        found = session.execute(
             select(ServerMetadata.key, ServerMetadata.value).where(
                 ServerMetadata.instance_id == instance.id
             )
         )
-        return dict(rows.tuples().all())
+        return dict(found.tuples().all())
 
     def set_metadata(
         self,

@@ -159,7 +159,8 @@ def create_instances(
     deltas = {k: v * count for k, v in quota_deltas(created[0]).items()}
     quota.reserve(session, spec.project_id, deltas, limits or {})
     rows.insert_objects(session, created)
-    session.execute(
+    rows.execute(
+        session,
         rows.insert_into(Outbox.__table__),
         [
             {"instance_id": i.id, "command": "START", "payload": i.start_payload, "created_at": now}

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from ciaostack.core import errors
 from ciaostack.core.config import Config
+from ciaostack.core.db import rows
 from ciaostack.core.db.models import IPAllocation, Network, Port, Subnet
 from ciaostack.core.network import pool
 from ciaostack.core.network.pool import AddressPlan
@@ -186,7 +187,8 @@ class IPAM:
             subnet_id, cidr, gateway, offset = self._claim_any(session, network, project_id)
         ip = pool.address(cidr, offset)
         port_id, mac = str(uuid.uuid4()), self.plan.mac(ip)
-        session.execute(
+        rows.execute(
+            session,
             _INSERT_PORT,
             {
                 "id": port_id,
@@ -198,8 +200,10 @@ class IPAM:
                 "status": PORT_ACTIVE,
             },
         )
-        session.execute(
-            _INSERT_ALLOCATION, {"subnet_id": subnet_id, "ip_address": ip, "port_id": port_id}
+        rows.execute(
+            session,
+            _INSERT_ALLOCATION,
+            {"subnet_id": subnet_id, "ip_address": ip, "port_id": port_id},
         )
         return Interface(
             port_id, network.id, network.name, ip, mac, cidr, gateway, subnet_id, PORT_ACTIVE
@@ -209,7 +213,7 @@ class IPAM:
     def _take(session: Session, subnet_id: str) -> int | None:
         """Count one more address against the subnet if it has room (this locks its row);
         the subnet's cursor then, or None when it was full."""
-        return session.execute(_TAKE, {"subnet": subnet_id}).scalar()
+        return rows.execute(session, _TAKE, {"subnet": subnet_id}).scalar()
 
     def _claim_any(
         self, session: Session, network: Network, project_id: str
@@ -217,14 +221,14 @@ class IPAM:
         for _ in range(ATTEMPTS):
             # The network's first subnet with room, counted against at once (one
             # statement: this runs for every server created).
-            row = session.execute(_TAKE_FIRST, {"network": network.id}).first()
+            row = rows.execute(session, _TAKE_FIRST, {"network": network.id}).first()
             if row is None:
-                if session.execute(_ROOMY, {"network": network.id}).first() is None:
+                if rows.execute(session, _ROOMY, {"network": network.id}).first() is None:
                     self._carve(session, network, project_id)
                 continue  # carved, raced for a new block, or the subnet filled meanwhile
             subnet_id, cidr, gateway, offset = row
             ip = pool.address(cidr, offset)
-            if session.execute(_IS_HELD, {"subnet": subnet_id, "ip": ip}).first() is None:
+            if rows.execute(session, _IS_HELD, {"subnet": subnet_id, "ip": ip}).first() is None:
                 return subnet_id, cidr, gateway, offset
             # Taken (by a fixed address, or after the cursor went round): the next free.
             found = self._next_free(session, subnet_id, cidr, offset)
@@ -232,7 +236,7 @@ class IPAM:
                 # The counter disagrees with the allocations: believe the allocations.
                 self._recount(session, subnet_id)
                 continue
-            session.execute(_MOVE_CURSOR, {"subnet": subnet_id, "offset": found})
+            rows.execute(session, _MOVE_CURSOR, {"subnet": subnet_id, "offset": found})
             return subnet_id, cidr, gateway, found
         raise errors.Conflict("Could not allocate an IP address: too much contention, try again.")
 
@@ -340,7 +344,7 @@ class IPAM:
         result: dict[str, list[Interface]] = {i: [] for i in ids}
         if not ids:
             return result
-        rows = session.execute(
+        found = session.execute(
             select(
                 Port.device_id,
                 Port.id,
@@ -359,7 +363,7 @@ class IPAM:
             .where(Port.device_id.in_(ids))
             .order_by(Port.created_at, Port.id)
         )
-        for device_id, *fields in rows:
+        for device_id, *fields in found:
             result[device_id].append(Interface(*fields))
         return result
 
