@@ -179,6 +179,7 @@ class Tokens:
             )
             user_id = app_cred.user_id
         token, ctx = core.issue(user_id, [method], scope, parent=parent, app_cred=app_cred)
+        req.context.auth = ctx  # the access line names who was given a token, and its scope
         catalog = None if "nocatalog" in req.params else core.catalog()
         resp.status = falcon.HTTP_201
         resp.set_header("X-Subject-Token", token)

@@ -35,6 +35,24 @@ def test_password_token_project_scoped(cloud: Cloud) -> None:
     assert all(e["region_id"] == "RegionOne" for e in identity["endpoints"])
 
 
+def test_access_line_names_the_user_given_a_token(cloud: Cloud) -> None:
+    resp = cloud.auth()
+    assert resp.status_code == 201
+    token = resp.json()["token"]
+    request_id = resp.headers["x-openstack-request-id"]
+    [line] = [x for x in cloud.log_path.read_text().splitlines() if request_id in x]
+    assert "ciaostack.access" in line and "status=201" in line
+    assert f"user={token['user']['id']} project={token['project']['id']} " in line
+    assert resp.headers["X-Subject-Token"] not in line
+    failed = cloud.auth(password="not-the-password")
+    [line] = [
+        x
+        for x in cloud.log_path.read_text().splitlines()
+        if failed.headers["x-openstack-request-id"] in x
+    ]
+    assert "status=401 user=- project=-" in line and "not-the-password" not in line
+
+
 def test_wrong_password_and_unknown_user_look_the_same(cloud: Cloud) -> None:
     wrong = cloud.auth(password="not-the-password")
     unknown = cloud.auth(user="nobody-at-all")
