@@ -19,7 +19,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from ciaostack.core import errors
-from ciaostack.core.db import rows
+from ciaostack.core.db import prepared
 from ciaostack.core.db.models import QuotaUsage
 
 _USAGE = QuotaUsage.__table__
@@ -79,7 +79,7 @@ def _add_all(resources: tuple[str, ...]) -> Update:
         update(_USAGE)
         .where(
             c.project_id == bindparam("project"),
-            c.resource.in_(resources),
+            or_(*(c.resource == resource for resource in resources)),
             case(
                 *(
                     (
@@ -118,7 +118,7 @@ def _reserve_all(
         params[f"delta_{i}"] = delta
         # A release (or nothing) is never refused, as in _add.
         params[f"limit_{i}"] = limits.get(resource, -1) if delta > 0 else -1
-    changed = rows.execute(session, _add_all(resources), params).scalars().all()
+    changed = prepared.run(session, _add_all(resources), params).scalars()
     if len(changed) == len(resources):
         return True
     release(session, project_id, {resource: deltas[resource] for resource in changed})

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from ciaostack.core import errors
 from ciaostack.core.controller import states
-from ciaostack.core.db import rows
+from ciaostack.core.db import prepared, rows
 from ciaostack.core.db.models import Instance, InstanceAction, InstanceActionEvent, utcnow
 from ciaostack.core.identity.context import AuthContext
 
@@ -72,7 +72,7 @@ def record(
     if action != CREATE:  # a create is an instance's first action: nothing is open yet
         settle(session, instance, now)
     event = EVENTS.get(action)
-    result = rows.execute(
+    result = prepared.run(
         session,
         rows.insert_into(InstanceAction.__table__),
         {
@@ -87,10 +87,10 @@ def record(
         },
     )
     if event is not None:
-        rows.execute(
+        prepared.run(
             session,
             rows.insert_into(InstanceActionEvent.__table__),
-            {"action_id": result.inserted_primary_key[0], "event": event, "start_time": now},
+            {"action_id": result.lastrowid, "event": event, "start_time": now},
         )
 
 

@@ -26,7 +26,7 @@ from ciaostack.core import errors, quota
 from ciaostack.core.compute import flavors, keypairs, nodes, quotas, server_groups
 from ciaostack.core.compute import instance_actions as actions
 from ciaostack.core.controller import operations, states
-from ciaostack.core.db import rows
+from ciaostack.core.db import prepared, rows
 from ciaostack.core.db.models import (
     ComputeNode,
     Flavor,
@@ -289,7 +289,7 @@ class Servers:
                 networking=_networking(interfaces[0]) if interfaces else None,
             )
             [instance] = operations.create_instances(session, spec, 1, limits, [instance_id])
-            rows.execute(
+            prepared.run(
                 session,
                 rows.insert_into(ServerAttributes.__table__),
                 {

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from ciaostack.core import errors, quota
 from ciaostack.core.controller import migrations, states
-from ciaostack.core.db import rows
+from ciaostack.core.db import prepared, rows
 from ciaostack.core.db.models import Instance, Outbox, ServerAttributes, utcnow
 from ciaostack.core.ssntp import payloads as P
 
@@ -159,7 +159,7 @@ def create_instances(
     deltas = {k: v * count for k, v in quota_deltas(created[0]).items()}
     quota.reserve(session, spec.project_id, deltas, limits or {})
     rows.insert_objects(session, created)
-    rows.execute(
+    prepared.run(
         session,
         rows.insert_into(Outbox.__table__),
         [

@@ -13,22 +13,11 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Executable, Insert, Result, Table, insert
+from sqlalchemy import Insert, Table, insert
 from sqlalchemy.orm import Session, make_transient_to_detached
 
+from ciaostack.core.db import prepared
 from ciaostack.core.db.models import Base
-
-
-def execute(session: Session, statement: Executable, params: Any = None) -> Result[Any]:
-    """Run a Core statement on the session's connection, in its transaction.
-
-    Why: `Session.execute` readies every statement for ORM use (autoflush, ORM
-    execution events, an ORM result), about 20 us more than the statement itself
-    costs on SQLite, and a create runs a dozen of them while holding SQLite's
-    single write lock. Nothing pending in the session is flushed first: only for
-    statements that need no pending object in the database.
-    """
-    return session.connection().execute(statement, params)
 
 
 @functools.cache
@@ -47,7 +36,7 @@ def insert_objects(session: Session, objects: Sequence[Base]) -> None:
     table = type(objects[0]).__table__
     keys = [c.key for c in table.columns if c.key in objects[0].__dict__]
     rows: list[dict[str, Any]] = [{k: obj.__dict__[k] for k in keys} for obj in objects]
-    execute(session, insert_into(table), rows)
+    prepared.run(session, insert_into(table), rows)
     for obj in objects:
         make_transient_to_detached(obj)
         session.add(obj)

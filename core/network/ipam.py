@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from ciaostack.core import errors
 from ciaostack.core.config import Config
-from ciaostack.core.db import rows
+from ciaostack.core.db import prepared
 from ciaostack.core.db.models import IPAllocation, Network, Port, Subnet
 from ciaostack.core.network import pool
 from ciaostack.core.network.pool import AddressPlan
@@ -187,7 +187,7 @@ class IPAM:
             subnet_id, cidr, gateway, offset = self._claim_any(session, network, project_id)
         ip = pool.address(cidr, offset)
         port_id, mac = str(uuid.uuid4()), self.plan.mac(ip)
-        rows.execute(
+        prepared.run(
             session,
             _INSERT_PORT,
             {
@@ -200,7 +200,7 @@ class IPAM:
                 "status": PORT_ACTIVE,
             },
         )
-        rows.execute(
+        prepared.run(
             session,
             _INSERT_ALLOCATION,
             {"subnet_id": subnet_id, "ip_address": ip, "port_id": port_id},
@@ -213,7 +213,7 @@ class IPAM:
     def _take(session: Session, subnet_id: str) -> int | None:
         """Count one more address against the subnet if it has room (this locks its row);
         the subnet's cursor then, or None when it was full."""
-        return rows.execute(session, _TAKE, {"subnet": subnet_id}).scalar()
+        return prepared.run(session, _TAKE, {"subnet": subnet_id}).scalar()
 
     def _claim_any(
         self, session: Session, network: Network, project_id: str
@@ -221,14 +221,14 @@ class IPAM:
         for _ in range(ATTEMPTS):
             # The network's first subnet with room, counted against at once (one
             # statement: this runs for every server created).
-            row = rows.execute(session, _TAKE_FIRST, {"network": network.id}).first()
+            row = prepared.run(session, _TAKE_FIRST, {"network": network.id}).first()
             if row is None:
-                if rows.execute(session, _ROOMY, {"network": network.id}).first() is None:
+                if prepared.run(session, _ROOMY, {"network": network.id}).first() is None:
                     self._carve(session, network, project_id)
                 continue  # carved, raced for a new block, or the subnet filled meanwhile
             subnet_id, cidr, gateway, offset = row
             ip = pool.address(cidr, offset)
-            if rows.execute(session, _IS_HELD, {"subnet": subnet_id, "ip": ip}).first() is None:
+            if prepared.run(session, _IS_HELD, {"subnet": subnet_id, "ip": ip}).first() is None:
                 return subnet_id, cidr, gateway, offset
             # Taken (by a fixed address, or after the cursor went round): the next free.
             found = self._next_free(session, subnet_id, cidr, offset)
@@ -236,7 +236,7 @@ class IPAM:
                 # The counter disagrees with the allocations: believe the allocations.
                 self._recount(session, subnet_id)
                 continue
-            rows.execute(session, _MOVE_CURSOR, {"subnet": subnet_id, "offset": found})
+            prepared.run(session, _MOVE_CURSOR, {"subnet": subnet_id, "offset": found})
             return subnet_id, cidr, gateway, found
         raise errors.Conflict("Could not allocate an IP address: too much contention, try again.")
 

@@ -1,0 +1,152 @@
+"""Prepared statements write and read exactly what SQLAlchemy's own execution does, on
+SQLite and PostgreSQL (the PostgreSQL pass runs these against a real server)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    exc,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.orm import registry
+
+from ciaostack.core.db import prepared
+from ciaostack.core.db.models import utcnow
+from ciaostack.core.db.session import Database
+
+META = MetaData()
+THINGS = Table(
+    "prepared_things",
+    META,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(32), unique=True, nullable=False),
+    Column("count", Integer, nullable=False, default=0),
+    Column("spec", JSON),
+    Column("on", Boolean, nullable=False, default=False),
+    Column("updated_at", DateTime, nullable=False, default=utcnow, onupdate=utcnow),
+)
+INSERT = insert(THINGS)
+BY_NAME = select(THINGS).where(THINGS.c.name == bindparam("name"))
+BUMP = (
+    update(THINGS)
+    .where(THINGS.c.name == bindparam("who"))
+    .values(count=THINGS.c.count + 5)
+    .returning(THINGS.c.count, THINGS.c.updated_at, THINGS.c.spec)
+)
+
+
+class Thing:
+    """Mapped only to show that pending objects are flushed before a statement."""
+
+    name: str
+
+
+registry().map_imperatively(Thing, THINGS)
+
+
+@pytest.fixture
+def db(database_url_factory) -> Iterator[Database]:
+    database = Database(database_url_factory())
+    META.create_all(database.engine)
+    yield database
+    database.dispose()
+
+
+def _as_sqlalchemy_reads(db: Database, name: str) -> tuple:
+    with db.session(readonly=True) as session:
+        return tuple(session.execute(BY_NAME, {"name": name}).one())
+
+
+def test_insert_gives_the_key_and_stores_what_sqlalchemy_would(db: Database) -> None:
+    before = utcnow()
+    with db.session() as session:
+        first = prepared.run(session, INSERT, {"name": "a", "spec": {"k": [1, "x"]}, "on": True})
+        second = prepared.run(session, INSERT, {"name": "b", "spec": None})
+        session.execute(INSERT, {"name": "c", "spec": None})  # SQLAlchemy's own, to compare
+    a = _as_sqlalchemy_reads(db, "a")
+    b = _as_sqlalchemy_reads(db, "b")
+    c = _as_sqlalchemy_reads(db, "c")
+    assert (first.lastrowid, second.lastrowid) == (a[0], b[0])
+    assert a[1:5] == ("a", 0, {"k": [1, "x"]}, True)
+    # The column defaults (count, on, updated_at) were filled in as SQLAlchemy fills them.
+    assert b[1:5] == ("b", 0, c[3], False)
+    assert before <= a[5] <= utcnow() and isinstance(a[5], dt.datetime)
+    with db.engine.connect() as conn:
+        stored = conn.execute(
+            select(THINGS.c.spec.is_(None)).where(THINGS.c.name.in_(["b", "c"]))
+        ).scalars()
+        assert len(set(stored)) == 1  # a None is stored the same way by both
+
+
+def test_rows_come_back_converted_and_named(db: Database) -> None:
+    with db.session() as session:
+        prepared.run(
+            session,
+            INSERT,
+            [{"name": f"n{i}", "spec": {"i": i}, "on": i % 2 == 0} for i in range(3)],
+        )
+    with db.session(readonly=True) as session:
+        row = prepared.run(session, BY_NAME, {"name": "n2"}).first()
+        missing = prepared.run(session, BY_NAME, {"name": "nobody"})
+    assert row is not None
+    assert tuple(row) == _as_sqlalchemy_reads(db, "n2")
+    assert (row.name, row.spec, row.on) == ("n2", {"i": 2}, True)
+    assert isinstance(row.updated_at, dt.datetime)
+    assert (missing.first(), missing.scalar(), missing.scalars()) == (None, None, [])
+
+
+def test_update_runs_its_own_expressions_and_on_update_values(db: Database) -> None:
+    with db.session() as session:
+        prepared.run(session, INSERT, {"name": "u", "count": 1, "spec": [1]})
+    written = _as_sqlalchemy_reads(db, "u")[5]
+    with db.session() as session:
+        result = prepared.run(session, BUMP, {"who": "u"})
+        nothing = prepared.run(session, BUMP, {"who": "nobody"})
+    assert result.rowcount == 1 and nothing.rowcount == 0 and nothing.rows == []
+    count, updated_at, spec = result.first()
+    assert (count, spec) == (6, [1]) and updated_at >= written
+    assert result.scalars() == [6]
+    assert _as_sqlalchemy_reads(db, "u")[2:4] == (6, [1])
+
+
+def test_driver_errors_are_sqlalchemys_and_roll_back(db: Database) -> None:
+    with db.session() as session:
+        prepared.run(session, INSERT, {"name": "dup"})
+    with pytest.raises(exc.IntegrityError), db.session() as session:
+        prepared.run(session, INSERT, {"name": "other"})
+        prepared.run(session, INSERT, {"name": "dup"})
+    with db.session(readonly=True) as session:
+        names = session.execute(select(THINGS.c.name)).scalars().all()
+    assert names == ["dup"]
+
+
+def test_parameters_expanded_at_run_time_are_refused(db: Database) -> None:
+    stmt = select(THINGS.c.id).where(THINGS.c.name.in_(bindparam("names", expanding=True)))
+    with pytest.raises(ValueError, match="expand"), db.session(readonly=True) as session:
+        prepared.run(session, stmt, {"names": ["a"]})
+
+
+def test_pending_objects_are_flushed_first_unless_the_session_says_not(db: Database) -> None:
+    with db.session() as session:
+        session.add(Thing(name="pending"))
+        found = prepared.run(session, BY_NAME, {"name": "pending"}).first()
+        with session.no_autoflush:
+            session.add(Thing(name="held"))
+            held = prepared.run(session, BY_NAME, {"name": "held"}).first()
+    assert found is not None and found.name == "pending"
+    assert held is None
+    assert _as_sqlalchemy_reads(db, "held")[1] == "held"  # flushed at commit
