@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ciaostack.core import errors
+from ciaostack.core.db import prepared
 from ciaostack.core.db.models import Flavor, FlavorAccess, FlavorExtraSpec
 
 # (id, name, ram MB, vcpus, disk GB): the classic m1 sizes, plus m1.nano for tests
@@ -111,7 +112,7 @@ def get_flavor(session: Session, flavor_ref: str, project_id: str | None, is_adm
 
 
 def extra_specs(session: Session, flavor_id: str) -> dict[str, str]:
-    return {key: value for key, value in session.execute(_EXTRA_SPECS, {"flavor": flavor_id})}
+    return dict(prepared.run(session, _EXTRA_SPECS, {"flavor": flavor_id}).rows)
 
 
 def extra_specs_of(session: Session, flavor_ids: Iterable[str]) -> dict[str, dict[str, str]]:

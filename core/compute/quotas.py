@@ -17,6 +17,7 @@ from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.orm import Session
 
 from ciaostack.core import errors, quota
+from ciaostack.core.db import prepared
 from ciaostack.core.db.models import Instance, QuotaClassLimit, QuotaLimit, ServerGroup
 
 UNLIMITED = -1
@@ -42,7 +43,7 @@ RESOURCES = tuple(DEFAULTS)
 PROJECT = ""  # QuotaLimit.user_id of a project-wide limit
 
 
-# Built once: every server create reads them.
+# Built once and prepared: every server create reads them.
 _LIMIT_ROWS = select(QuotaLimit.resource, QuotaLimit.hard_limit).where(
     QuotaLimit.project_id == bindparam("project"), QuotaLimit.user_id == bindparam("user")
 )
@@ -52,7 +53,7 @@ _CLASS_ROWS = select(QuotaClassLimit.resource, QuotaClassLimit.hard_limit).where
 
 
 def _rows(session: Session, project_id: str, user_id: str) -> dict[str, int]:
-    rows = session.execute(_LIMIT_ROWS, {"project": project_id, "user": user_id})
+    rows = prepared.run(session, _LIMIT_ROWS, {"project": project_id, "user": user_id}).rows
     return {resource: limit for resource, limit in rows}
 
 
@@ -60,7 +61,7 @@ def class_limits(session: Session, class_name: str = DEFAULT_CLASS) -> dict[str,
     """The defaults as the class overrides them (an unknown class is the defaults)."""
     limits = dict(DEFAULTS)
     for name in dict.fromkeys((DEFAULT_CLASS, class_name)):
-        rows = session.execute(_CLASS_ROWS, {"name": name})
+        rows = prepared.run(session, _CLASS_ROWS, {"name": name}).rows
         limits.update({resource: limit for resource, limit in rows})
     return limits
 

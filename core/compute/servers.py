@@ -17,9 +17,9 @@ import re
 import string
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from ciaostack.core import errors, quota
@@ -42,7 +42,6 @@ from ciaostack.core.db.models import (
 )
 from ciaostack.core.identity.context import AuthContext
 from ciaostack.core.images import query as image_query
-from ciaostack.core.images.model import Caller as ImageCaller
 from ciaostack.core.network.ipam import IPAM, Interface
 from ciaostack.core.ssntp import payloads as P
 
@@ -621,6 +620,21 @@ class Servers:
         instance.updated_at = utcnow()
 
 
+class ImageSize(Protocol):
+    """What decides whether a flavor can boot an image (an Image, or a row of its columns)."""
+
+    min_ram: int
+    min_disk: int
+    size: int | None
+
+
+# Built once and prepared: every create and rebuild checks its image.
+_BOOT_IMAGE = select(Image.status, Image.min_ram, Image.min_disk, Image.size).where(
+    Image.id == bindparam("image")
+)
+_BOOT_IMAGE_VISIBLE = _BOOT_IMAGE.where(image_query.visible_to_project(bindparam("project")))
+
+
 def check_image(
     session: Session,
     caller: AuthContext,
@@ -631,8 +645,11 @@ def check_image(
 ) -> None:
     """400 unless the caller sees `image_id`, it is active and a flavor of this size
     can boot it (create and rebuild)."""
-    who = ImageCaller(caller.project_id, caller.user_id, caller.is_admin)
-    image = session.scalar(select(Image).where(Image.id == image_id, image_query.visible_to(who)))
+    if caller.is_admin:
+        image = prepared.run(session, _BOOT_IMAGE, {"image": image_id}).first()
+    else:
+        params = {"image": image_id, "project": caller.project_id or ""}
+        image = prepared.run(session, _BOOT_IMAGE_VISIBLE, params).first()
     if image is None:
         raise errors.BadRequest(not_found)
     if image.status != "active":
@@ -640,7 +657,7 @@ def check_image(
     check_image_fits(image, ram_mb, disk_gb)
 
 
-def check_image_fits(image: Image, ram_mb: int, disk_gb: int) -> None:
+def check_image_fits(image: ImageSize, ram_mb: int, disk_gb: int) -> None:
     """400 unless a flavor of this size can hold `image` (create, rebuild and resize;
     a flavor with no disk size takes any)."""
     if image.min_ram > ram_mb:

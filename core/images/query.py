@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from sqlalchemy import Select, and_, exists, false, func, or_, select, true
+from sqlalchemy import Select, and_, exists, func, or_, select, true
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -80,14 +80,24 @@ def visible_to(caller: Caller, member_status: str = "all") -> ColumnElement:
     """Rows the caller may see at all; shared ones need a membership with that status."""
     if caller.is_admin:
         return true()
+    if not caller.project_id:
+        return Image.visibility.in_(("public", "community"))  # nothing owned or shared
+    return visible_to_project(caller.project_id, member_status)
+
+
+def visible_to_project(project: str | ColumnElement, member_status: str = "all") -> ColumnElement:
+    """What a project's caller (not an admin) may see; `project` may be a bound
+    parameter, for a statement built once."""
     membership = select(ImageMember.image_id).where(
-        ImageMember.image_id == Image.id, ImageMember.member == caller.project_id
+        ImageMember.image_id == Image.id, ImageMember.member == project
     )
     if member_status != "all":
         membership = membership.where(ImageMember.status == member_status)
     return or_(
-        Image.visibility.in_(("public", "community")),
-        Image.owner == caller.project_id if caller.project_id else false(),
+        # Equalities, not IN: a prepared statement cannot expand a list when it runs.
+        Image.visibility == "public",
+        Image.visibility == "community",
+        Image.owner == project,
         and_(Image.visibility == "shared", exists(membership)),
     )
 
