@@ -7,6 +7,7 @@ and the other processes can share one file; PostgreSQL goes through psycopg 3.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,9 @@ from ciaostack.core.db.writer_lock import WriterBusy, WriterLock
 
 # Seconds SQLite waits for another writer's lock before giving up.
 BUSY_TIMEOUT = 30
+# Write units of one process between two checkpoints of SQLite's WAL (a create writes
+# about 25 pages; SQLite's own automatic checkpoint comes every 1,000).
+CHECKPOINT_EVERY = 32
 # Seconds a thread may keep the GIL while another waits for it (CPython's default: 0.005).
 GIL_SWITCH_INTERVAL = 0.0005
 
@@ -50,6 +54,10 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001 - DB-API types
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT * 1000}")
+    # No automatic checkpoint: it runs inside the commit that crosses the threshold,
+    # while that writer still holds the write lock (Database.session checkpoints after
+    # letting go of it).
+    cur.execute("PRAGMA wal_autocheckpoint=0")
     cur.close()
 
 
@@ -108,6 +116,7 @@ class Database:
         self.engine = make_engine(url)
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
         self._writers = _writer_lock(self.url)
+        self._writes = itertools.count(1)
 
     @property
     def sessions(self) -> sessionmaker[Session]:
@@ -127,6 +136,21 @@ class Database:
             return
         with self._writers.held(), self._unit(readonly) as session:
             yield session
+        if next(self._writes) % CHECKPOINT_EVERY == 0:
+            self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        """Copy what the WAL holds into the database file, so the WAL stays small.
+
+        Why here: SQLite's automatic checkpoint runs in the commit that fills the WAL
+        past its threshold, inside that writer's hold of the write lock, and every other
+        writer waits for it (in process, 2 % of commits, two thirds of all commit time,
+        up to 19 ms each). A passive checkpoint waits for no one and lets writers go on."""
+        conn = self.engine.raw_connection()
+        try:
+            conn.cursor().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        finally:
+            conn.close()
 
     @contextlib.contextmanager
     def _unit(self, readonly: bool) -> Iterator[Session]:
