@@ -14,7 +14,7 @@ import socket
 from pathlib import Path
 
 from ciaostack.cli.services import wait_for_signal
-from ciaostack.core import config
+from ciaostack.core import collector, config
 from ciaostack.core.config import Config
 from ciaostack.core.logsetup import setup_logging
 
@@ -82,6 +82,7 @@ async def _serve(conf: Config, args: argparse.Namespace) -> int:
             ca_file=ca,
         )
         launchers.append(Launcher(backend, store, options))
+    collector.settle()
     launcher = launchers[0]
     LOG.info(
         "launcher node=%s host=%s backend=%s scheduler=%s:%d state=%s nodes=%d",

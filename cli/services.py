@@ -8,7 +8,7 @@ import logging
 import signal
 from pathlib import Path
 
-from ciaostack.core import config
+from ciaostack.core import collector, config
 from ciaostack.core.config import Config
 from ciaostack.core.logsetup import setup_logging
 from ciaostack.core.ssntp import certs
@@ -89,6 +89,7 @@ async def _serve_scheduler(conf: Config) -> None:
         max_payload=conf.get("ssntp", "max_payload"),
     )
     scheduler.attach(server)
+    collector.settle()
     port = await server.start(conf.get("ssntp", "host"), conf.get("ssntp", "port"))
     LOG.info("scheduler %s listening on %s:%d", scheduler.uuid, conf.get("ssntp", "host"), port)
     await wait_for_signal()
@@ -128,6 +129,7 @@ async def _serve_controller(conf: Config) -> None:
         poll_interval=conf.get("controller", "poll_interval"),
         image_store=open_store(conf),
     )
+    collector.settle()
     runner = asyncio.create_task(controller.run())
     stopper = asyncio.create_task(wait_for_signal())
     done, _ = await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
