@@ -76,15 +76,19 @@ def set_error(session: Session, instance: Instance, message: str) -> None:
     instance.fault = fault(message)
 
 
+# Built once (each batch of reports runs them; building and keying a statement cost
+# more than running it).
+_NODES_BY_UUID = select(ComputeNode).where(ComputeNode.uuid.in_(bindparam("uuids", expanding=True)))
+_INSTANCES_BY_ID = select(Instance).where(Instance.id.in_(bindparam("ids", expanding=True)))
+
+
 def load_nodes(session: Session, node_uuids: set[str]) -> None:
     """Read these nodes' rows in one query, for the reports of a batch to find them in
     the session (a node reports every few seconds: one query per report adds up)."""
     if node_uuids:
         # Held in the session's info: its identity map keeps unchanged objects only
         # while something else refers to them.
-        session.info["nodes"] = session.scalars(
-            select(ComputeNode).where(ComputeNode.uuid.in_(node_uuids))
-        ).all()
+        session.info["nodes"] = session.scalars(_NODES_BY_UUID, {"uuids": list(node_uuids)}).all()
 
 
 def _node(session: Session, node_uuid: str) -> ComputeNode:
@@ -210,7 +214,7 @@ def _stats_run(session: Session, run: list[P.Stats]) -> list[tuple[str, str]]:
     rows = {
         instance.id: instance
         for chunk in _chunks(list(wanted))
-        for instance in session.scalars(select(Instance).where(Instance.id.in_(chunk)))
+        for instance in session.scalars(_INSTANCES_BY_ID, {"ids": chunk})
     }
     strays: list[tuple[str, str]] = []
     for report, changed in zip(run, changing, strict=True):
