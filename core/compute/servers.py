@@ -633,6 +633,7 @@ _BOOT_IMAGE = select(Image.status, Image.min_ram, Image.min_disk, Image.size).wh
     Image.id == bindparam("image")
 )
 _BOOT_IMAGE_VISIBLE = _BOOT_IMAGE.where(image_query.visible_to_project(bindparam("project")))
+_BOOT_IMAGE_PUBLIC = _BOOT_IMAGE.where(image_query.PUBLIC)
 
 
 def check_image(
@@ -647,9 +648,11 @@ def check_image(
     can boot it (create and rebuild)."""
     if caller.is_admin:
         image = prepared.run(session, _BOOT_IMAGE, {"image": image_id}).first()
-    else:
-        params = {"image": image_id, "project": caller.project_id or ""}
+    elif caller.project_id:
+        params = {"image": image_id, "project": caller.project_id}
         image = prepared.run(session, _BOOT_IMAGE_VISIBLE, params).first()
+    else:  # as image_query.visible_to has it
+        image = prepared.run(session, _BOOT_IMAGE_PUBLIC, {"image": image_id}).first()
     if image is None:
         raise errors.BadRequest(not_found)
     if image.status != "active":

@@ -4,23 +4,27 @@ Why: a server create runs about twenty statements, and SQLAlchemy's execution pa
 (cache lookup, parameter processing, execution context, result set-up) costs several
 times what SQLite takes to run each of them: in process it was 60 % of a create's
 CPU, much of it inside SQLite's single write lock. Here SQLAlchemy still writes the
-SQL and supplies each type's conversion for the dialect in use (JSON, dates, the
+SQL and supplies the conversions of the types a statement uses (JSON, dates, the
 PostgreSQL driver's own wrappers); what is skipped is the per-execution machinery,
 which these fixed statements do not need.
 
-What a statement may hold: bound parameters (given, or values fixed in the statement),
+Statements are built once (module constants, or cached): each statement object is
+compiled once per dialect and parameter names, and its compiled forms live as long
+as it does. A statement may hold bound parameters (given, or values fixed in it),
 columns with Python-side defaults or on-update values that take no arguments, and
-RETURNING. What it may not: parameters expanded at execution time (`IN` over a
-bound list) — `prepare` refuses those. Connection-level events (`before_execute`,
-`before_cursor_execute`) do not see these statements, and errors are the driver's
-wrapped in SQLAlchemy's own exception classes, so callers catch the same things.
+RETURNING (not with a list of parameter sets). It may not hold parameters expanded
+when it runs (`IN` over a bound list): `run` refuses those. Connection-level events
+(`before_execute`, `before_cursor_execute`) do not see these statements. A failing
+statement raises the driver's error wrapped in SQLAlchemy's class for it
+(IntegrityError, OperationalError...), so callers catch the same things.
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+import weakref
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy import Dialect, Executable, exc
@@ -32,8 +36,9 @@ Processor = Callable[[Any], Any] | None
 
 @dataclasses.dataclass(frozen=True)
 class Rows:
-    """What a statement gave: its rows (RETURNING's for a DML statement), the rows it
-    changed and the key SQLite gave an inserted row."""
+    """What a statement gave: its rows (RETURNING's for a DML statement), the number of
+    rows it changed, and for an INSERT the key the database made for the row
+    (SQLite's rowid, or the key PostgreSQL returned; None when the caller gave it)."""
 
     rows: list[tuple[Any, ...]]
     rowcount: int
@@ -49,7 +54,7 @@ class Rows:
         return [row[0] for row in self.rows]
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass
 class _Compiled:
     sql: str
     # Parameter names in placeholder order (qmark, SQLite), or None for named
@@ -58,18 +63,25 @@ class _Compiled:
     binds: dict[str, Processor]
     fixed: dict[str, Any]  # values bound in the statement itself
     defaults: tuple[tuple[str, Callable[[], Any]], ...]  # columns filled in Python
+    columns: list[Any]  # what the rows hold, for their conversions
     row_type: type[tuple[Any, ...]] | None
-    results: tuple[Processor, ...]
-    # Where the inserted row's key is among the RETURNING columns the dialect added
-    # to an INSERT (PostgreSQL); None: the driver's lastrowid (SQLite).
+    is_insert: bool
+    # An INSERT's key among RETURNING columns the dialect added (PostgreSQL); None:
+    # the driver's lastrowid (SQLite), or not an INSERT.
     key_index: int | None
+    # Set at the first run that returns rows: the conversions need the driver's type
+    # codes (psycopg's numbers).
+    results: tuple[Processor, ...] | None = None
 
 
-_CACHE: dict[tuple[Any, ...], _Compiled] = {}
+# Per statement object, while it exists: its compiled forms by dialect and parameters.
+_CACHE: weakref.WeakKeyDictionary[Executable, dict[tuple[Any, ...], _Compiled]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def run(
-    session: Session, statement: Executable, params: Params | Sequence[Params] | None = None
+    session: Session, statement: Executable, params: Params | list[Params] | None = None
 ) -> Rows:
     """Run `statement` in the session's transaction; a list of parameter sets runs it
     once for each (the driver's executemany). Pending objects are flushed first, as
@@ -82,29 +94,40 @@ def run(
         session.flush()
     connection = session.connection()
     dialect = connection.dialect
-    key = (statement, many, dialect.name, dialect.driver, dialect.server_version_info, *first)
-    compiled = _CACHE.get(key)
+    forms = _CACHE.get(statement)
+    if forms is None:
+        forms = _CACHE[statement] = {}
+    key = (dialect, many, *first)
+    compiled = forms.get(key)
     if compiled is None:
-        compiled = _CACHE[key] = _compile(statement, dialect, tuple(first), many)
-    values = [_values(compiled, p) for p in params] if many else _values(compiled, first)
-    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        compiled = forms[key] = _compile(statement, dialect, tuple(first), many)
+    values = [_values(compiled, p) for p in params] if many else _values(compiled, first)  # type: ignore[union-attr]
     try:
-        if many:
-            cursor.executemany(compiled.sql, values)
-        else:
-            cursor.execute(compiled.sql, values)
-        found = _rows(compiled, cursor.fetchall()) if cursor.description else []
-        if compiled.key_index is not None and found:
-            lastrowid = found[0][compiled.key_index]
-        else:
-            lastrowid = getattr(cursor, "lastrowid", None)  # not in psycopg
-        return Rows(found, cursor.rowcount, lastrowid)
+        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            if many:
+                cursor.executemany(compiled.sql, values)
+            else:
+                cursor.execute(compiled.sql, values)
+            return _result(compiled, cursor, dialect)
+        finally:
+            cursor.close()
     except dialect.loaded_dbapi.Error as error:
         raise exc.DBAPIError.instance(
             compiled.sql, values, error, dialect.loaded_dbapi.Error, dialect=dialect
         ) from error
-    finally:
-        cursor.close()
+
+
+def _result(compiled: _Compiled, cursor: Any, dialect: Dialect) -> Rows:
+    found = _rows(compiled, cursor, dialect) if cursor.description else []
+    lastrowid = None
+    if compiled.key_index is not None:
+        # The dialect's own RETURNING: the key, not rows the caller asked for.
+        lastrowid = found[0][compiled.key_index] if found else None
+        found = []
+    elif compiled.is_insert:
+        lastrowid = getattr(cursor, "lastrowid", None)  # psycopg has none
+    return Rows(found, cursor.rowcount, lastrowid)
 
 
 def _compile(
@@ -115,10 +138,14 @@ def _compile(
     )
     if "POSTCOMPILE" in compiled.string:
         raise ValueError("a prepared statement cannot expand parameters when it runs")
+    if many and compiled.effective_returning:
+        raise ValueError("a prepared statement returns no rows for a list of parameter sets")
     defaults = tuple(
         (column.key, _no_argument(column.default)) for column in compiled.insert_prefetch
     ) + tuple((column.key, _no_argument(column.onupdate)) for column in compiled.update_prefetch)
-    columns = list(compiled.returning or ()) or list(getattr(statement, "selected_columns", ()))
+    columns = list(compiled.effective_returning or ()) or list(
+        getattr(statement, "selected_columns", ())
+    )
     key_index = None
     if compiled.implicit_returning:
         key_index = columns.index(compiled.implicit_returning[0])
@@ -133,21 +160,22 @@ def _compile(
             name: bind.effective_value for name, bind in compiled.binds.items() if not bind.required
         },
         defaults=defaults,
+        columns=columns,
         row_type=collections.namedtuple(  # type: ignore[misc]
             "Row", [c.key or f"_{i}" for i, c in enumerate(columns)], rename=True
         )
         if columns
         else None,
-        results=tuple(
-            c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns
-        ),
+        is_insert=bool(getattr(statement, "is_insert", False)),
         key_index=key_index,
     )
 
 
 def _no_argument(default: Any) -> Callable[[], Any]:
-    """A column's Python-side default as a function of nothing (SQLAlchemy wraps a
-    function that takes no argument in one that takes the execution context)."""
+    """A column's Python-side default as a function of nothing.
+
+    SQLAlchemy wraps a function of no argument in one that takes the execution
+    context; there is none here, so a default that reads it fails when it runs."""
     if default.is_scalar:
         value = default.arg
         return lambda: value
@@ -172,11 +200,17 @@ def _values(compiled: _Compiled, params: Params) -> tuple[Any, ...] | dict[str, 
     return {name: value(name) for name in binds}
 
 
-def _rows(compiled: _Compiled, fetched: list[Any]) -> list[tuple[Any, ...]]:
+def _rows(compiled: _Compiled, cursor: Any, dialect: Dialect) -> list[tuple[Any, ...]]:
+    fetched = cursor.fetchall()
     make = compiled.row_type
     if make is None:
         return [tuple(row) for row in fetched]
     results = compiled.results
+    if results is None:
+        results = compiled.results = tuple(
+            column.type.dialect_impl(dialect).result_processor(dialect, described[1])
+            for column, described in zip(compiled.columns, cursor.description, strict=True)
+        )
     if not any(results):
         return [make(*row) for row in fetched]
     return [

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,11 +19,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ciaostack.core.db.writer_lock import WriterBusy, WriterLock
 
+LOG = logging.getLogger("ciaostack.db")
+
 # Seconds SQLite waits for another writer's lock before giving up.
 BUSY_TIMEOUT = 30
 # Write units of one process between two checkpoints of SQLite's WAL (a create writes
 # about 25 pages; SQLite's own automatic checkpoint comes every 1,000).
 CHECKPOINT_EVERY = 32
+# WAL pages after which a commit checkpoints anyway (when readers kept the passive
+# checkpoints from finishing, or a writer went round Database.session; SQLite: 1,000).
+BACKSTOP_CHECKPOINT_PAGES = 10_000
 # Seconds a thread may keep the GIL while another waits for it (CPython's default: 0.005).
 GIL_SWITCH_INTERVAL = 0.0005
 
@@ -54,10 +60,10 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001 - DB-API types
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT * 1000}")
-    # No automatic checkpoint: it runs inside the commit that crosses the threshold,
-    # while that writer still holds the write lock (Database.session checkpoints after
-    # letting go of it).
-    cur.execute("PRAGMA wal_autocheckpoint=0")
+    # SQLite's automatic checkpoint runs inside the commit that crosses its threshold,
+    # while that writer still holds the write lock: Database.session checkpoints after
+    # letting go of it, and this one is left as a backstop only.
+    cur.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_CHECKPOINT_PAGES}")
     cur.close()
 
 
@@ -146,11 +152,14 @@ class Database:
         past its threshold, inside that writer's hold of the write lock, and every other
         writer waits for it (in process, 2 % of commits, two thirds of all commit time,
         up to 19 ms each). A passive checkpoint waits for no one and lets writers go on."""
-        conn = self.engine.raw_connection()
         try:
-            conn.cursor().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-        finally:
-            conn.close()
+            conn = self.engine.raw_connection()
+            try:
+                conn.cursor().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            finally:
+                conn.close()
+        except Exception:  # the work it follows is committed: never fail it
+            LOG.warning("checkpointing the database's WAL failed", exc_info=True)
 
     @contextlib.contextmanager
     def _unit(self, readonly: bool) -> Iterator[Session]:

@@ -81,8 +81,12 @@ def visible_to(caller: Caller, member_status: str = "all") -> ColumnElement:
     if caller.is_admin:
         return true()
     if not caller.project_id:
-        return Image.visibility.in_(("public", "community"))  # nothing owned or shared
+        return PUBLIC  # nothing is owned by or shared with no project
     return visible_to_project(caller.project_id, member_status)
+
+
+# Equalities, not IN: a prepared statement cannot expand a list when it runs.
+PUBLIC = or_(Image.visibility == "public", Image.visibility == "community")
 
 
 def visible_to_project(project: str | ColumnElement, member_status: str = "all") -> ColumnElement:
@@ -94,9 +98,7 @@ def visible_to_project(project: str | ColumnElement, member_status: str = "all")
     if member_status != "all":
         membership = membership.where(ImageMember.status == member_status)
     return or_(
-        # Equalities, not IN: a prepared statement cannot expand a list when it runs.
-        Image.visibility == "public",
-        Image.visibility == "community",
+        PUBLIC,
         Image.owner == project,
         and_(Image.visibility == "shared", exists(membership)),
     )

@@ -13,9 +13,8 @@ from ciaostack.core import collector
 import ciaostack.core.db.models  # what a service imports before it settles
 tracked = len(gc.get_objects())
 collector.settle()
-kept = [object() for _ in range(100)]
 print(json.dumps({"tracked": tracked, "frozen": gc.get_freeze_count(),
-                  "threshold": gc.get_threshold(), "young": gc.get_count()[0]}))
+                  "threshold": gc.get_threshold()}))
 """
 
 
@@ -27,5 +26,3 @@ def test_settle_freezes_what_exists_and_collects_the_young_less_often() -> None:
     # Everything that survived the collection before freezing is out of the generations.
     assert figures["frozen"] >= 0.9 * figures["tracked"] > 10_000
     assert figures["threshold"] == [10_000, 20, 20]
-    # What is made afterwards is tracked again, in the young generation.
-    assert figures["young"] >= 1

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     Integer,
     MetaData,
     String,
@@ -37,6 +38,7 @@ THINGS = Table(
     Column("count", Integer, nullable=False, default=0),
     Column("spec", JSON),
     Column("on", Boolean, nullable=False, default=False),
+    Column("ratio", Float, nullable=False, default=1.5),
     Column("updated_at", DateTime, nullable=False, default=utcnow, onupdate=utcnow),
 )
 INSERT = insert(THINGS)
@@ -81,10 +83,11 @@ def test_insert_gives_the_key_and_stores_what_sqlalchemy_would(db: Database) -> 
     b = _as_sqlalchemy_reads(db, "b")
     c = _as_sqlalchemy_reads(db, "c")
     assert (first.lastrowid, second.lastrowid) == (a[0], b[0])
-    assert a[1:5] == ("a", 0, {"k": [1, "x"]}, True)
-    # The column defaults (count, on, updated_at) were filled in as SQLAlchemy fills them.
-    assert b[1:5] == ("b", 0, c[3], False)
-    assert before <= a[5] <= utcnow() and isinstance(a[5], dt.datetime)
+    assert (first.rows, second.rows) == ([], [])  # a dialect's own RETURNING is not theirs
+    assert a[1:6] == ("a", 0, {"k": [1, "x"]}, True, 1.5)
+    # The column defaults (count, on, ratio, updated_at) were filled in as SQLAlchemy does.
+    assert b[1:6] == ("b", 0, c[3], False, 1.5)
+    assert before <= a[6] <= utcnow() and isinstance(a[6], dt.datetime)
     with db.engine.connect() as conn:
         stored = conn.execute(
             select(THINGS.c.spec.is_(None)).where(THINGS.c.name.in_(["b", "c"]))
@@ -104,21 +107,24 @@ def test_rows_come_back_converted_and_named(db: Database) -> None:
         missing = prepared.run(session, BY_NAME, {"name": "nobody"})
     assert row is not None
     assert tuple(row) == _as_sqlalchemy_reads(db, "n2")
-    assert (row.name, row.spec, row.on) == ("n2", {"i": 2}, True)
-    assert isinstance(row.updated_at, dt.datetime)
+    assert (row.name, row.spec, row.on, row.ratio) == ("n2", {"i": 2}, True, 1.5)
+    assert isinstance(row.updated_at, dt.datetime) and isinstance(row.ratio, float)
     assert (missing.first(), missing.scalar(), missing.scalars()) == (None, None, [])
+    assert missing.lastrowid is None  # only an INSERT has one
 
 
 def test_update_runs_its_own_expressions_and_on_update_values(db: Database) -> None:
     with db.session() as session:
         prepared.run(session, INSERT, {"name": "u", "count": 1, "spec": [1]})
-    written = _as_sqlalchemy_reads(db, "u")[5]
+    written = _as_sqlalchemy_reads(db, "u")[6]
     with db.session() as session:
+        just_before = utcnow()
         result = prepared.run(session, BUMP, {"who": "u"})
         nothing = prepared.run(session, BUMP, {"who": "nobody"})
     assert result.rowcount == 1 and nothing.rowcount == 0 and nothing.rows == []
     count, updated_at, spec = result.first()
-    assert (count, spec) == (6, [1]) and updated_at >= written
+    assert (count, spec) == (6, [1]) and updated_at >= just_before >= written
+    assert result.lastrowid is None
     assert result.scalars() == [6]
     assert _as_sqlalchemy_reads(db, "u")[2:4] == (6, [1])
 
@@ -134,10 +140,12 @@ def test_driver_errors_are_sqlalchemys_and_roll_back(db: Database) -> None:
     assert names == ["dup"]
 
 
-def test_parameters_expanded_at_run_time_are_refused(db: Database) -> None:
+def test_what_cannot_be_prepared_is_refused(db: Database) -> None:
     stmt = select(THINGS.c.id).where(THINGS.c.name.in_(bindparam("names", expanding=True)))
     with pytest.raises(ValueError, match="expand"), db.session(readonly=True) as session:
         prepared.run(session, stmt, {"names": ["a"]})
+    with pytest.raises(ValueError, match="returns no rows"), db.session() as session:
+        prepared.run(session, BUMP, [{"who": "a"}, {"who": "b"}])
 
 
 def test_pending_objects_are_flushed_first_unless_the_session_says_not(db: Database) -> None:
