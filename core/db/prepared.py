@@ -37,12 +37,12 @@ Processor = Callable[[Any], Any] | None
 @dataclasses.dataclass(frozen=True)
 class Rows:
     """What a statement gave: its rows (RETURNING's for a DML statement), the number of
-    rows it changed, and for an INSERT the key the database made for the row
-    (SQLite's rowid, or the key PostgreSQL returned; None when the caller gave it)."""
+    rows it changed, and for an INSERT of a row whose key the database makes, that key
+    (SQLite's rowid, PostgreSQL's RETURNING); None for other statements."""
 
     rows: list[tuple[Any, ...]]
     rowcount: int
-    lastrowid: int | None
+    lastrowid: Any
 
     def first(self) -> tuple[Any, ...] | None:
         return self.rows[0] if self.rows else None

@@ -24,7 +24,7 @@ LOG = logging.getLogger("ciaostack.db")
 # Seconds SQLite waits for another writer's lock before giving up.
 BUSY_TIMEOUT = 30
 # Write units of one process between two checkpoints of SQLite's WAL (a create writes
-# about 25 pages; SQLite's own automatic checkpoint comes every 1,000).
+# about 25 pages; SQLite's own automatic checkpoint comes every 1,000 by default).
 CHECKPOINT_EVERY = 32
 # WAL pages after which a commit checkpoints anyway (when readers kept the passive
 # checkpoints from finishing, or a writer went round Database.session; SQLite: 1,000).

@@ -158,3 +158,18 @@ def test_pending_objects_are_flushed_first_unless_the_session_says_not(db: Datab
     assert found is not None and found.name == "pending"
     assert held is None
     assert _as_sqlalchemy_reads(db, "held")[1] == "held"  # flushed at commit
+
+
+def test_statements_built_per_call_are_not_kept(db: Database) -> None:
+    """Compiled forms live as long as their statement: a statement built for one call
+    (not the way to use this module, but possible) leaves nothing behind."""
+    import gc
+
+    with db.session(readonly=True) as session:
+        for i in range(20):
+            prepared.run(session, select(THINGS.c.id).where(THINGS.c.count == i))
+    gc.collect()
+    assert not any(
+        isinstance(s, type(BY_NAME)) and s is not BY_NAME and THINGS in s.froms
+        for s in list(prepared._CACHE.keys())
+    )

@@ -34,3 +34,32 @@ def test_writers_keep_the_wal_small(tmp_path: Path) -> None:
             assert conn.exec_driver_sql("SELECT count(*) FROM blobs").scalar() == units
     finally:
         db.dispose()
+
+
+class _NoSpareConnection:
+    def __init__(self, engine: object) -> None:
+        self._engine = engine
+
+    def raw_connection(self) -> None:
+        raise OSError("no connection to spare")
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._engine, name)
+
+
+def test_a_failed_checkpoint_leaves_the_committed_work_alone(tmp_path: Path, caplog) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'wal.db'}")
+    try:
+        with db.session() as session:
+            session.execute(text("CREATE TABLE rows (id INTEGER PRIMARY KEY)"))
+
+        # The units' sessions keep the real engine; the checkpoint's connection fails.
+        db.engine = _NoSpareConnection(db.engine)  # type: ignore[assignment]
+        for _ in range(CHECKPOINT_EVERY):
+            with db.session() as session:
+                session.execute(text("INSERT INTO rows DEFAULT VALUES"))
+        assert "checkpointing the database's WAL failed" in caplog.text
+        with db.session(readonly=True) as session:
+            assert session.execute(text("SELECT count(*) FROM rows")).scalar() == CHECKPOINT_EVERY
+    finally:
+        db.dispose()
