@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import (
     BindParameter,
@@ -92,6 +92,47 @@ _ACCESSIBLE_FLAVOR = _ANY_FLAVOR.where(_accessible(bindparam("project")))
 _EXTRA_SPECS = select(FlavorExtraSpec.key, FlavorExtraSpec.value).where(
     FlavorExtraSpec.flavor_id == bindparam("flavor")
 )
+
+
+class FlavorSize(Protocol):
+    """What a server is built from: a Flavor, or a row of these columns."""
+
+    id: str
+    name: str
+    ram: int
+    vcpus: int
+    disk: int
+    ephemeral: int
+    swap: int
+    disabled: bool
+
+
+# Prepared: every server create reads its flavor's size (as rows, not objects).
+_ANY_SIZE = select(
+    Flavor.id,
+    Flavor.name,
+    Flavor.ram,
+    Flavor.vcpus,
+    Flavor.disk,
+    Flavor.ephemeral,
+    Flavor.swap,
+    Flavor.disabled,
+).where(Flavor.id == bindparam("flavor"))
+_ACCESSIBLE_SIZE = _ANY_SIZE.where(_accessible(bindparam("project")))
+
+
+def get_flavor_size(
+    session: Session, flavor_ref: str, project_id: str | None, is_admin: bool
+) -> FlavorSize:
+    """As get_flavor, for a server create: NotFound unless the caller may see it."""
+    if is_admin:
+        row = prepared.run(session, _ANY_SIZE, {"flavor": str(flavor_ref)}).first()
+    else:
+        params = {"flavor": str(flavor_ref), "project": project_id or ""}
+        row = prepared.run(session, _ACCESSIBLE_SIZE, params).first()
+    if row is None:
+        raise errors.NotFound(f"Flavor {flavor_ref} could not be found.")
+    return row  # type: ignore[return-value]
 
 
 def _visible(session: Session, flavor_ref: str, project_id: str | None, is_admin: bool):

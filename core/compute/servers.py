@@ -29,7 +29,6 @@ from ciaostack.core.controller import operations, states
 from ciaostack.core.db import prepared, rows
 from ciaostack.core.db.models import (
     ComputeNode,
-    Flavor,
     Image,
     Instance,
     KeyPair,
@@ -95,7 +94,7 @@ class BootChecks:
     """What `Servers.check` read and validated for a create, before its write transaction."""
 
     limits: dict[str, int]
-    flavor: Flavor
+    flavor: flavors.FlavorSize
     extra_specs: dict[str, str]
     key: KeyPair | None
     node_id: str
@@ -139,7 +138,7 @@ def hostname_for(name: str, fallback: str) -> str:
     return host or fallback
 
 
-def flavor_snapshot(flavor: Flavor, extra_specs: Mapping[str, str]) -> dict[str, Any]:
+def flavor_snapshot(flavor: flavors.FlavorSize, extra_specs: Mapping[str, str]) -> dict[str, Any]:
     """What a server keeps of its flavor (Nova embeds the same at 2.47)."""
     return {
         "name": flavor.name,
@@ -328,9 +327,9 @@ class Servers:
     @staticmethod
     def _flavor(
         session: Session, caller: AuthContext, flavor_id: str
-    ) -> tuple[Flavor, dict[str, str]]:
+    ) -> tuple[flavors.FlavorSize, dict[str, str]]:
         try:
-            flavor = flavors.get_flavor(session, flavor_id, caller.project_id, caller.is_admin)
+            flavor = flavors.get_flavor_size(session, flavor_id, caller.project_id, caller.is_admin)
         except errors.NotFound as exc:
             raise errors.BadRequest("Invalid flavorRef provided.") from exc
         if flavor.disabled:
@@ -338,7 +337,9 @@ class Servers:
         return flavor, flavors.extra_specs(session, flavor.id)
 
     @staticmethod
-    def _check_image(session: Session, caller: AuthContext, image_id: str, flavor: Flavor) -> None:
+    def _check_image(
+        session: Session, caller: AuthContext, image_id: str, flavor: flavors.FlavorSize
+    ) -> None:
         check_image(session, caller, image_id, flavor.ram, flavor.disk)
 
     @staticmethod
@@ -369,7 +370,7 @@ class Servers:
     def _count(
         session: Session,
         project_id: str,
-        flavor: Flavor,
+        flavor: flavors.FlavorSize,
         request: BootRequest,
         limits: Mapping[str, int],
     ) -> int:
