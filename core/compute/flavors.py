@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from sqlalchemy import (
     BindParameter,
     ColumnElement,
+    Select,
     and_,
     bindparam,
     delete,
@@ -86,9 +87,14 @@ def _accessible(project: str | BindParameter[str]) -> ColumnElement[bool]:
     return or_(Flavor.is_public.is_(True), granted)
 
 
+def _by_id(stmt: Select) -> tuple[Select, Select]:
+    """`stmt` for one flavor: as an admin sees it, and as a project does."""
+    anyone = stmt.where(Flavor.id == bindparam("flavor"))
+    return anyone, anyone.where(_accessible(bindparam("project")))
+
+
 # Built once: every server create looks its flavor up.
-_ANY_FLAVOR = select(Flavor).where(Flavor.id == bindparam("flavor"))
-_ACCESSIBLE_FLAVOR = _ANY_FLAVOR.where(_accessible(bindparam("project")))
+_ANY_FLAVOR, _ACCESSIBLE_FLAVOR = _by_id(select(Flavor))
 _EXTRA_SPECS = select(FlavorExtraSpec.key, FlavorExtraSpec.value).where(
     FlavorExtraSpec.flavor_id == bindparam("flavor")
 )
@@ -108,36 +114,41 @@ class FlavorSize(Protocol):
 
 
 # Prepared: every server create reads its flavor's size (as rows, not objects).
-_ANY_SIZE = select(
-    Flavor.id,
-    Flavor.name,
-    Flavor.ram,
-    Flavor.vcpus,
-    Flavor.disk,
-    Flavor.ephemeral,
-    Flavor.swap,
-    Flavor.disabled,
-).where(Flavor.id == bindparam("flavor"))
-_ACCESSIBLE_SIZE = _ANY_SIZE.where(_accessible(bindparam("project")))
+_ANY_SIZE, _ACCESSIBLE_SIZE = _by_id(
+    select(
+        Flavor.id,
+        Flavor.name,
+        Flavor.ram,
+        Flavor.vcpus,
+        Flavor.disk,
+        Flavor.ephemeral,
+        Flavor.swap,
+        Flavor.disabled,
+    )
+)
+
+
+def _lookup(
+    flavor_ref: str, project_id: str | None, is_admin: bool, anyone: Select, accessible: Select
+) -> tuple[Select, dict[str, str]]:
+    """The statement for this caller, and its parameters."""
+    if is_admin:
+        return anyone, {"flavor": str(flavor_ref)}
+    return accessible, {"flavor": str(flavor_ref), "project": project_id or ""}
+
+
+def _found(flavor: Any, flavor_ref: str) -> Any:
+    if flavor is None:
+        raise errors.NotFound(f"Flavor {flavor_ref} could not be found.")
+    return flavor
 
 
 def get_flavor_size(
     session: Session, flavor_ref: str, project_id: str | None, is_admin: bool
 ) -> FlavorSize:
     """As get_flavor, for a server create: NotFound unless the caller may see it."""
-    if is_admin:
-        row = prepared.run(session, _ANY_SIZE, {"flavor": str(flavor_ref)}).first()
-    else:
-        params = {"flavor": str(flavor_ref), "project": project_id or ""}
-        row = prepared.run(session, _ACCESSIBLE_SIZE, params).first()
-    if row is None:
-        raise errors.NotFound(f"Flavor {flavor_ref} could not be found.")
-    return row  # type: ignore[return-value]
-
-
-def _visible(session: Session, flavor_ref: str, project_id: str | None, is_admin: bool):
-    stmt = _ANY_FLAVOR if is_admin else _ACCESSIBLE_FLAVOR
-    return session.scalar(stmt, {"flavor": str(flavor_ref), "project": project_id or ""})
+    stmt, params = _lookup(flavor_ref, project_id, is_admin, _ANY_SIZE, _ACCESSIBLE_SIZE)
+    return _found(prepared.run(session, stmt, params).first(), flavor_ref)
 
 
 def get_flavor(session: Session, flavor_ref: str, project_id: str | None, is_admin: bool) -> Flavor:
@@ -146,10 +157,14 @@ def get_flavor(session: Session, flavor_ref: str, project_id: str | None, is_adm
     Disabled flavors are returned (they can still be shown); a server create must
     refuse them itself.
     """
-    flavor = _visible(session, flavor_ref, project_id, is_admin)
-    if flavor is None:
-        raise errors.NotFound(f"Flavor {flavor_ref} could not be found.")
-    return flavor
+    return _found(_visible(session, flavor_ref, project_id, is_admin), flavor_ref)
+
+
+def _visible(
+    session: Session, flavor_ref: str, project_id: str | None, is_admin: bool
+) -> Flavor | None:
+    stmt, params = _lookup(flavor_ref, project_id, is_admin, _ANY_FLAVOR, _ACCESSIBLE_FLAVOR)
+    return session.scalar(stmt, params)
 
 
 def extra_specs(session: Session, flavor_id: str) -> dict[str, str]:

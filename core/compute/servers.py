@@ -41,6 +41,7 @@ from ciaostack.core.db.models import (
 )
 from ciaostack.core.identity.context import AuthContext
 from ciaostack.core.images import query as image_query
+from ciaostack.core.images.model import Caller as ImageCaller
 from ciaostack.core.network.ipam import IPAM, Interface
 from ciaostack.core.ssntp import payloads as P
 
@@ -630,11 +631,11 @@ class ImageSize(Protocol):
 
 
 # Built once and prepared: every create and rebuild checks its image.
-_BOOT_IMAGE = select(Image.status, Image.min_ram, Image.min_disk, Image.size).where(
-    Image.id == bindparam("image")
+_BOOT_IMAGE = image_query.VisibleTo(
+    select(Image.status, Image.min_ram, Image.min_disk, Image.size).where(
+        Image.id == bindparam("image")
+    )
 )
-_BOOT_IMAGE_VISIBLE = _BOOT_IMAGE.where(image_query.visible_to_project(bindparam("project")))
-_BOOT_IMAGE_PUBLIC = _BOOT_IMAGE.where(image_query.PUBLIC)
 
 
 def check_image(
@@ -647,13 +648,9 @@ def check_image(
 ) -> None:
     """400 unless the caller sees `image_id`, it is active and a flavor of this size
     can boot it (create and rebuild)."""
-    if caller.is_admin:
-        image = prepared.run(session, _BOOT_IMAGE, {"image": image_id}).first()
-    elif caller.project_id:
-        params = {"image": image_id, "project": caller.project_id}
-        image = prepared.run(session, _BOOT_IMAGE_VISIBLE, params).first()
-    else:  # as image_query.visible_to has it
-        image = prepared.run(session, _BOOT_IMAGE_PUBLIC, {"image": image_id}).first()
+    who = ImageCaller(caller.project_id, caller.user_id, caller.is_admin)
+    stmt, params = _BOOT_IMAGE.pick(who)
+    image = prepared.run(session, stmt, {"image": image_id, **params}).first()
     if image is None:
         raise errors.BadRequest(not_found)
     if image.status != "active":

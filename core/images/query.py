@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from sqlalchemy import Select, and_, exists, func, or_, select, true
+from sqlalchemy import Select, and_, bindparam, exists, func, or_, select, true
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -81,15 +81,15 @@ def visible_to(caller: Caller, member_status: str = "all") -> ColumnElement:
     if caller.is_admin:
         return true()
     if not caller.project_id:
-        return PUBLIC  # nothing is owned by or shared with no project
-    return visible_to_project(caller.project_id, member_status)
+        return _PUBLIC  # nothing is owned by or shared with no project
+    return _visible_to_project(caller.project_id, member_status)
 
 
 # Equalities, not IN: a prepared statement cannot expand a list when it runs.
-PUBLIC = or_(Image.visibility == "public", Image.visibility == "community")
+_PUBLIC = or_(Image.visibility == "public", Image.visibility == "community")
 
 
-def visible_to_project(project: str | ColumnElement, member_status: str = "all") -> ColumnElement:
+def _visible_to_project(project: str | ColumnElement, member_status: str = "all") -> ColumnElement:
     """What a project's caller (not an admin) may see; `project` may be a bound
     parameter, for a statement built once."""
     membership = select(ImageMember.image_id).where(
@@ -98,10 +98,28 @@ def visible_to_project(project: str | ColumnElement, member_status: str = "all")
     if member_status != "all":
         membership = membership.where(ImageMember.status == member_status)
     return or_(
-        PUBLIC,
+        _PUBLIC,
         Image.owner == project,
         and_(Image.visibility == "shared", exists(membership)),
     )
+
+
+class VisibleTo:
+    """A statement built once for each kind of caller `visible_to` tells apart, the
+    project a bound parameter: for prepared statements (a server's boot image)."""
+
+    def __init__(self, stmt: Select) -> None:
+        self._admin = stmt
+        self._project = stmt.where(_visible_to_project(bindparam("project")))
+        self._public = stmt.where(_PUBLIC)
+
+    def pick(self, caller: Caller) -> tuple[Select, dict[str, str]]:
+        """The statement for `caller` (as `visible_to` decides), and its parameters."""
+        if caller.is_admin:
+            return self._admin, {}
+        if caller.project_id:
+            return self._project, {"project": caller.project_id}
+        return self._public, {}
 
 
 def _filters(query: ListQuery) -> list[ColumnElement]:
