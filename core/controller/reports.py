@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import logging
 import types
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import Select, Update, bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from ciaostack.core import errors, quota
@@ -28,6 +29,7 @@ from ciaostack.core.controller.operations import (
     instance_command,
     set_flavor,
 )
+from ciaostack.core.db import prepared, rows
 from ciaostack.core.db.models import (
     ComputeNode,
     ConsoleReply,
@@ -76,15 +78,14 @@ def set_error(session: Session, instance: Instance, message: str) -> None:
     instance.fault = fault(message)
 
 
-# Built once (each batch of reports runs them; building and keying a statement cost
+# Built once (each batch of reports runs it; building and keying a statement cost
 # more than running it).
 _NODES_BY_UUID = select(ComputeNode).where(ComputeNode.uuid.in_(bindparam("uuids", expanding=True)))
-_INSTANCES_BY_ID = select(Instance).where(Instance.id.in_(bindparam("ids", expanding=True)))
 
 
 def load_nodes(session: Session, node_uuids: set[str]) -> None:
-    """Read these nodes' rows in one query, for the reports of a batch to find them in
-    the session (a node reports every few seconds: one query per report adds up)."""
+    """Read these nodes' rows in one query, for the events of a batch to find them in
+    the session (1,000 nodes connecting at once: one query per event adds up)."""
     if node_uuids:
         # Held in the session's info: its identity map keeps unchanged objects only
         # while something else refers to them.
@@ -152,7 +153,7 @@ _POWER = {
 }
 
 
-def _settle(instance: Instance, stat: P.InstanceStat) -> None:
+def _settle(instance: Instance | types.SimpleNamespace, stat: P.InstanceStat) -> None:
     """Move an instance to what its node reports, finishing the task in flight.
 
     A report never ends a task it cannot be the result of: a STATS sent before
@@ -183,11 +184,12 @@ def stats(session: Session, batch: Sequence[P.Stats]) -> list[tuple[str, str]]:
     """Apply nodes' STATS, in order; returns (node, instance) pairs a node runs that
     must be deleted there.
 
-    The reports are read together, one query for the columns that say which instances
-    change and one for those, rather than two per report: 1,000 nodes report every few
-    seconds, and SQLite's writers wait while this transaction runs. Each report is
-    weighed against the rows as they were before its run, so a run ends where an
-    instance comes up again (a node that reported twice)."""
+    The reports are read and written together, without the ORM: one query for the
+    instances they list, one for their nodes, one UPDATE for each set of columns that
+    changes. 1,000 nodes report every few seconds and SQLite's writers wait while this
+    transaction runs; loading each instance as an object and flushing it cost several
+    times as much. A run of reports ends where an instance comes up again (a node that
+    reported twice), so each instance is read once per run."""
     strays: list[tuple[str, str]] = []
     run: list[P.Stats] = []
     seen: set[str] = set()
@@ -203,64 +205,125 @@ def stats(session: Session, batch: Sequence[P.Stats]) -> list[tuple[str, str]]:
     return strays
 
 
+# What a report reads of each instance it lists, and what it may change.
+_WRITTEN = (
+    "node_uuid",
+    "host",
+    "node_lost",
+    "availability_zone",
+    "vm_state",
+    "task_state",
+    "power_state",
+    "launched_at",
+)
+_REPORTED = (
+    Instance.id,
+    Instance.deleted,
+    Instance.new_flavor,
+    Instance.resize_source_node,
+) + tuple(getattr(Instance, field) for field in _WRITTEN)
+# What a report says of its node: its figures, and these.
+_NODE_FIGURES = (
+    "mem_total_mb",
+    "mem_available_mb",
+    "disk_total_mb",
+    "disk_available_mb",
+    "vcpus_total",
+    "vcpus_available",
+    "load",
+)
+_NODE_FIELDS = ("connected", "status", "hostname", "availability_zone", *_NODE_FIGURES)
+# A node not in the datastore yet: not connected until its report is applied.
+_NEW_NODE = {"connected": False, "hostname": "", "availability_zone": "nova"}
+
+
+@functools.cache
+def _reported(size: int) -> Select[Any]:
+    return select(*_REPORTED).where(Instance.id.in_(prepared.in_list(size)))
+
+
+@functools.cache
+def _reporting_nodes(size: int) -> Select[Any]:
+    columns = (getattr(ComputeNode, field) for field in _NODE_FIELDS)
+    return select(ComputeNode.uuid, *columns).where(ComputeNode.uuid.in_(prepared.in_list(size)))
+
+
+_UPDATE_INSTANCE = update(Instance).where(Instance.id == bindparam("instance_id"))
+_UPDATE_NODE = update(ComputeNode).where(ComputeNode.uuid == bindparam("node_uuid"))
+_NODE_CONNECTED = select(ComputeNode.connected).where(ComputeNode.uuid == bindparam("node_uuid"))
+_START_PAYLOAD = select(Instance.start_payload).where(Instance.id == bindparam("instance_id"))
+
+
 def _stats_run(session: Session, run: list[P.Stats]) -> list[tuple[str, str]]:
     ids = [stat.instance_uuid for report in run for stat in report.instances]
-    known = {
-        row.id: row for chunk in _chunks(ids) for row in session.execute(_REPORTED, {"ids": chunk})
-    }
-    changing = [_unsettled(report, known) for report in run]
-    wanted = set().union(*changing)
-    # Held while the reports are applied: the identity map keeps only what is referred to.
-    rows = {
-        instance.id: instance
-        for chunk in _chunks(list(wanted))
-        for instance in session.scalars(_INSTANCES_BY_ID, {"ids": chunk})
+    read = {row.id: row for row in prepared.run_in(session, _reported, ids)}
+    instances = {key: types.SimpleNamespace(**row._asdict()) for key, row in read.items()}
+    node_ids = list(dict.fromkeys(report.node_uuid for report in run))
+    known = {row.uuid: row for row in prepared.run_in(session, _reporting_nodes, node_ids)}
+    nodes = {
+        uuid: types.SimpleNamespace(**(known[uuid]._asdict() if uuid in known else _NEW_NODE))
+        for uuid in node_ids
     }
     strays: list[tuple[str, str]] = []
-    for report, changed in zip(run, changing, strict=True):
-        strays += [(report.node_uuid, i) for i in _apply_stats(session, report, changed, rows)]
-    session.flush()
+    for report in run:
+        strays += [(report.node_uuid, i) for i in _apply_stats(session, report, instances, nodes)]
+    _update(session, _UPDATE_INSTANCE, "instance_id", read, instances, _WRITTEN)
+    _update(session, _UPDATE_NODE, "node_uuid", known, nodes, _NODE_FIELDS)
+    new = [
+        {"uuid": uuid, **{f: getattr(node, f) for f in _NODE_FIELDS}}
+        for uuid, node in nodes.items()
+        if uuid not in known
+    ]
+    prepared.run(session, rows.insert_into(ComputeNode.__table__), new)
+    # Objects this session loaded before (for other reports of the batch) read afresh.
+    session.expire_all()
     return strays
 
 
-# Instances per IN (...) list: well under SQLite's limit on bound parameters.
-_CHUNK = 500
-
-
-def _chunks(ids: list[str]) -> Iterator[list[str]]:
-    for start in range(0, len(ids), _CHUNK):
-        yield ids[start : start + _CHUNK]
+def _update(
+    session: Session,
+    statement: Update,
+    key: str,
+    read: dict[str, Any],
+    now: dict[str, types.SimpleNamespace],
+    fields: tuple[str, ...],
+) -> None:
+    """Write the columns each row changed, and only those (on PostgreSQL another
+    transaction may have changed the others since they were read): one executemany
+    for each set of changed columns."""
+    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for ident, before in read.items():
+        after = now[ident]
+        changed = tuple(f for f in fields if getattr(after, f) != getattr(before, f))
+        if changed:
+            values = {key: ident, **{f: getattr(after, f) for f in changed}}
+            by_columns.setdefault(changed, []).append(values)
+    for params in by_columns.values():
+        prepared.run(session, statement, params)
 
 
 def _apply_stats(
-    session: Session, report: P.Stats, changed: set[str], rows: dict[str, Instance]
+    session: Session,
+    report: P.Stats,
+    instances: dict[str, types.SimpleNamespace],
+    nodes: dict[str, types.SimpleNamespace],
 ) -> list[str]:
-    node = _node(session, report.node_uuid)
+    node = nodes[report.node_uuid]
     node.connected = True
     node.status = report.status.value
     node.hostname = report.hostname or node.hostname
     node.availability_zone = report.availability_zone or node.availability_zone
-    for field in (
-        "mem_total_mb",
-        "mem_available_mb",
-        "disk_total_mb",
-        "disk_available_mb",
-        "vcpus_total",
-        "vcpus_available",
-        "load",
-    ):
+    for field in _NODE_FIGURES:
         setattr(node, field, getattr(report, field))
     strays: list[str] = []
     for stat in report.instances:
-        if stat.instance_uuid not in changed:
-            continue  # exactly as this report has it already
-        instance = rows.get(stat.instance_uuid)
+        instance = instances.get(stat.instance_uuid)
         if instance is not None and not instance.deleted and _moving_copy(instance, report):
             continue
         if (
             instance is None
             or instance.deleted
-            or _runs_elsewhere(session, instance, report)
+            or _runs_elsewhere(session, instance, report, nodes)
             or (instance.vm_state == states.SHELVED_OFFLOADED and not instance.task_state)
         ):
             strays.append(stat.instance_uuid)
@@ -272,7 +335,9 @@ def _apply_stats(
         instance.node_lost = False
         # As Nova, a server is in its node's zone once placed (asked for one or not);
         # one unshelved without a zone of its own is in its new node's.
-        if instance.task_state == states.UNSHELVING and not _zone_asked(instance):
+        if instance.task_state == states.UNSHELVING and not _zone_asked(
+            prepared.run(session, _START_PAYLOAD, {"instance_id": instance.id}).scalar()
+        ):
             instance.availability_zone = report.availability_zone or instance.availability_zone
         instance.availability_zone = instance.availability_zone or report.availability_zone
         if instance.vm_state == states.ERROR and instance.task_state is None:
@@ -281,49 +346,7 @@ def _apply_stats(
     return strays
 
 
-# What decides whether a report changes an instance (see _unsettled).
-_REPORTED = select(
-    Instance.id,
-    Instance.deleted,
-    Instance.node_uuid,
-    Instance.host,
-    Instance.node_lost,
-    Instance.availability_zone,
-    Instance.vm_state,
-    Instance.task_state,
-    Instance.power_state,
-    Instance.launched_at,
-).where(Instance.id.in_(bindparam("ids", expanding=True)))
-_SETTLE_FIELDS = ("vm_state", "task_state", "power_state", "launched_at")
-
-
-def _unsettled(report: P.Stats, known: dict[str, Any]) -> set[str]:
-    """The reported instances this report may change (unknown ones included).
-
-    A node reports every instance it holds, every time, and nearly all of them are
-    already as reported: reading a few columns to find those spares loading each one
-    as an object, which costs far more."""
-    changed = {stat.instance_uuid for stat in report.instances if stat.instance_uuid not in known}
-    for stat in report.instances:
-        row = known.get(stat.instance_uuid)
-        if row is None:
-            continue
-        probe = types.SimpleNamespace(**{f: getattr(row, f) for f in _SETTLE_FIELDS})
-        if row.vm_state != states.ERROR or row.task_state is not None:
-            _settle(probe, stat)  # type: ignore[arg-type] - reads and sets only these fields
-        if (
-            row.deleted
-            or row.node_uuid != report.node_uuid
-            or row.host != (report.hostname or row.host)
-            or row.node_lost
-            or (not row.availability_zone and report.availability_zone)
-            or any(getattr(probe, f) != getattr(row, f) for f in _SETTLE_FIELDS)
-        ):
-            changed.add(stat.instance_uuid)
-    return changed
-
-
-def _moving_copy(instance: Instance, report: P.Stats) -> bool:
+def _moving_copy(instance: types.SimpleNamespace, report: P.Stats) -> bool:
     """A copy that a resize which moves the instance keeps on another node than the
     instance's: the one being started on the node it goes to, or the one left on the
     node it came from. Neither says how the instance is, and neither is a stray."""
@@ -332,12 +355,19 @@ def _moving_copy(instance: Instance, report: P.Stats) -> bool:
     return instance.new_flavor is not None or report.node_uuid == instance.resize_source_node
 
 
-def _runs_elsewhere(session: Session, instance: Instance, report: P.Stats) -> bool:
+def _runs_elsewhere(
+    session: Session,
+    instance: types.SimpleNamespace,
+    report: P.Stats,
+    nodes: dict[str, types.SimpleNamespace],
+) -> bool:
     """A second copy: the instance is known to run on another node that is still up."""
     if instance.node_uuid in (None, report.node_uuid):
         return False
-    other = session.get(ComputeNode, instance.node_uuid)
-    return other is not None and other.connected
+    other = nodes.get(instance.node_uuid)  # as the reports before this one left it
+    if other is not None:
+        return bool(other.connected)
+    return bool(prepared.run(session, _NODE_CONNECTED, {"node_uuid": instance.node_uuid}).scalar())
 
 
 def _elsewhere(instance: Instance, event: P.InstanceEvent) -> bool:
@@ -386,13 +416,14 @@ def _place_on(session: Session, instance: Instance, node_uuid: str) -> None:
     if node is None:
         return
     instance.host = node.hostname or instance.host
-    if not _zone_asked(instance):
+    if not _zone_asked(instance.start_payload):
         instance.availability_zone = node.availability_zone or instance.availability_zone
 
 
-def _zone_asked(instance: Instance) -> bool:
-    """Whether the server was created in a zone it asked for (and so stays in)."""
-    return bool((instance.start_payload or {}).get("requirements", {}).get("availability_zone"))
+def _zone_asked(start_payload: dict[str, Any] | None) -> bool:
+    """Whether the server (its START payload) was created in a zone it asked for (and
+    so stays in)."""
+    return bool((start_payload or {}).get("requirements", {}).get("availability_zone"))
 
 
 def _offloaded(instance: Instance) -> None:

@@ -93,9 +93,8 @@ NODE_STATUS = {
 BATCH = 500
 # Seconds a wake-up waits for more commands to send with it.
 GATHER = 0.05
-# Reports about a node, each of which reads its row.
+# Events about a node, each of which reads its row (STATS read their nodes themselves).
 _NODE_REPORTS = {
-    (Type.COMMAND, Command.STATS),
     (Type.EVENT, Event.NODE_CONNECTED),
     (Type.EVENT, Event.NODE_DISCONNECTED),
 }

@@ -13,7 +13,8 @@ compiled once per dialect and parameter names, and its compiled forms live as lo
 as it does. A statement may hold bound parameters (given, or values fixed in it),
 columns with Python-side defaults or on-update values that take no arguments, and
 RETURNING (not with a list of parameter sets). It may not hold parameters expanded
-when it runs (`IN` over a bound list): `run` refuses those. Connection-level events
+when it runs (`IN` over a bound list): `run` refuses those; `run_in` runs one built
+for each length of list instead. Connection-level events
 (`before_execute`, `before_cursor_execute`) do not see these statements. A failing
 statement raises the driver's error wrapped in SQLAlchemy's class for it
 (IntegrityError, OperationalError...), so callers catch the same things.
@@ -24,10 +25,10 @@ from __future__ import annotations
 import collections
 import dataclasses
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Dialect, Executable, exc
+from sqlalchemy import BindParameter, Dialect, Executable, bindparam, exc
 from sqlalchemy.orm import Session
 
 Params = Mapping[str, Any]
@@ -116,6 +117,36 @@ def run(
         raise exc.DBAPIError.instance(
             compiled.sql, values, error, dialect.loaded_dbapi.Error, dialect=dialect
         ) from error
+
+
+# Values per IN list: well under SQLite's limit on bound parameters.
+IN_CHUNK = 512
+
+
+def in_list(size: int) -> list[BindParameter[Any]]:
+    """The bound parameters of an IN list of `size` values, for `run_in`."""
+    return [bindparam(f"in{k}") for k in range(size)]
+
+
+def run_in(
+    session: Session, statement_for: Callable[[int], Executable], values: Sequence[Any]
+) -> list[tuple[Any, ...]]:
+    """The rows of a statement whose IN list (`in_list(size)`) holds `values` (each
+    row once, whatever the repeats among them).
+
+    `statement_for(size)` builds the statement for a list of `size` values and must
+    return the same object for the same size (cache it): lists are padded to a power
+    of two by repeating their last value, so a few forms serve every length and each
+    is compiled once."""
+    values = list(dict.fromkeys(values))
+    found: list[tuple[Any, ...]] = []
+    for start in range(0, len(values), IN_CHUNK):
+        chunk = list(values[start : start + IN_CHUNK])
+        size = 1 << (len(chunk) - 1).bit_length()
+        chunk += chunk[-1:] * (size - len(chunk))
+        params = {f"in{k}": value for k, value in enumerate(chunk)}
+        found += run(session, statement_for(size), params).rows
+    return found
 
 
 def _result(compiled: _Compiled, cursor: Any, dialect: Dialect) -> Rows:

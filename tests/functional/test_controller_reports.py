@@ -14,12 +14,14 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
 
 from ciaostack.core import errors
 from ciaostack.core.controller import operations, reports, states
 from ciaostack.core.db import migrate
 from ciaostack.core.db.models import (
+    ComputeNode,
     Image,
     ImageProperty,
     Instance,
@@ -181,6 +183,65 @@ def test_a_batch_of_reports_is_applied_in_order(db: Database) -> None:
     assert strays == [(gone.node_uuid, gone.id)]
     assert _state(db, server.id) == (states.STOPPED, None)
     assert _state(db, building.id) == (states.ACTIVE, None)
+
+
+def test_a_report_writes_only_what_it_changes(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A report read its instances, then another transaction changed one of them (on
+    PostgreSQL, committed meanwhile; here, in the same transaction): the report writes
+    what it changed, and leaves what the other wrote."""
+    instance = _instance(db, vm_state=states.ACTIVE, power_state=states.Power.SHUTDOWN)
+    applying = reports._apply_stats
+
+    def meanwhile(session: Session, *args: Any) -> list[str]:
+        session.execute(
+            update(Instance).where(Instance.id == instance.id).values(task_state=states.REBOOTING)
+        )
+        return applying(session, *args)
+
+    monkeypatch.setattr(reports, "_apply_stats", meanwhile)
+    _apply(db, reports.stats, [_stats(instance, P.InstanceState.RUNNING)])
+    with db.session(readonly=True) as session:
+        found = session.get(Instance, instance.id)
+        assert found is not None
+        assert (found.power_state, found.task_state) == (states.Power.RUNNING, states.REBOOTING)
+
+
+def test_events_after_a_report_in_one_batch_see_what_it_wrote(db: Database) -> None:
+    """The session's objects are read afresh after reports applied without them: a
+    node's report that its server runs, then that it stopped, leave it stopped even
+    when the session held the server from before (as an earlier event of the batch may)."""
+    instance = _instance(db, vm_state=states.BUILDING, power_state=states.Power.NOSTATE)
+    stopped = P.InstanceEvent(instance.id, node_uuid=str(instance.node_uuid))
+    with db.session() as session:
+        held = session.get(Instance, instance.id)
+        assert held is not None and held.vm_state == states.BUILDING
+        reports.stats(session, [_stats(instance, P.InstanceState.RUNNING)])
+        reports.instance_stopped(session, stopped)
+    assert _state(db, instance.id) == (states.STOPPED, None)
+
+
+def test_a_report_keeps_its_node_row(db: Database) -> None:
+    """A node's first report adds its row (a node the datastore lost, or never saw
+    connect); later ones change what they say and keep what they leave out."""
+    node = str(uuid.uuid4())
+    first = dataclasses.replace(
+        _stats_of("gone", node, P.InstanceState.RUNNING), hostname="h1", availability_zone="az1"
+    )
+    assert _apply_stats(db, first) == [(node, "gone")]
+    later = dataclasses.replace(
+        first, hostname="", availability_zone="", mem_available_mb=1024, load=0.5, instances=[]
+    )
+    with db.session() as session:
+        session.execute(update(ComputeNode).where(ComputeNode.uuid == node).values(connected=False))
+    assert _apply_stats(db, later) == []
+    with db.session(readonly=True) as session:
+        row = session.get(ComputeNode, node)
+        assert row is not None
+        assert (row.hostname, row.availability_zone, row.connected) == ("h1", "az1", True)
+        assert (row.mem_total_mb, row.mem_available_mb, row.load) == (4096, 1024, 0.5)
+        assert (row.node_type, row.status) == ("compute", P.NodeStatus.READY.value)
 
 
 def test_a_server_in_error_changes_only_by_what_is_asked_of_it(db: Database) -> None:

@@ -4,6 +4,7 @@ SQLite and PostgreSQL (the PostgreSQL pass runs these against a real server)."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterator
 
 import pytest
@@ -15,6 +16,7 @@ from sqlalchemy import (
     Float,
     Integer,
     MetaData,
+    Select,
     String,
     Table,
     bindparam,
@@ -146,6 +148,29 @@ def test_what_cannot_be_prepared_is_refused(db: Database) -> None:
         prepared.run(session, stmt, {"names": ["a"]})
     with pytest.raises(ValueError, match="returns no rows"), db.session() as session:
         prepared.run(session, BUMP, [{"who": "a"}, {"who": "b"}])
+
+
+def test_a_list_of_any_length_is_read_with_few_statement_forms(db: Database) -> None:
+    """`run_in` finds the rows of lists of every length (past one IN list's limit, and
+    with repeats), with a statement form per power of two up to `IN_CHUNK`."""
+    names = [f"n{i}" for i in range(prepared.IN_CHUNK * 2 + 100)]
+    with db.session() as session:
+        prepared.run(session, INSERT, [{"name": n} for n in names])
+    sizes: list[int] = []
+
+    @functools.cache
+    def by_names(size: int) -> Select:
+        sizes.append(size)
+        return select(THINGS.c.name).where(THINGS.c.name.in_(prepared.in_list(size)))
+
+    with db.session(readonly=True) as session:
+        for length in (1, 2, 3, 5, 100, 513, len(names)):
+            wanted = names[:length]
+            found = prepared.run_in(session, by_names, [*wanted, *wanted[:2]])
+            assert sorted(row.name for row in found) == sorted(wanted)
+        assert prepared.run_in(session, by_names, []) == []
+        assert prepared.run_in(session, by_names, ["nobody"]) == []
+    assert sorted(sizes) == [1, 2, 4, 8, 128, 512]
 
 
 def test_pending_objects_are_flushed_first_unless_the_session_says_not(db: Database) -> None:
