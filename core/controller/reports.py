@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import Select, Update, bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from ciaostack.core import errors, quota
 from ciaostack.core.controller import migrations, operations, states
@@ -255,6 +256,8 @@ _START_PAYLOAD = select(Instance.start_payload).where(Instance.id == bindparam("
 
 
 def _stats_run(session: Session, run: list[P.Stats]) -> list[tuple[str, str]]:
+    # Written now: what the session's objects still hold of them is read afresh below.
+    session.flush()
     ids = [stat.instance_uuid for report in run for stat in report.instances]
     read = {row.id: row for row in prepared.run_in(session, _reported, ids)}
     instances = {key: types.SimpleNamespace(**row._asdict()) for key, row in read.items()}
@@ -267,16 +270,16 @@ def _stats_run(session: Session, run: list[P.Stats]) -> list[tuple[str, str]]:
     strays: list[tuple[str, str]] = []
     for report in run:
         strays += [(report.node_uuid, i) for i in _apply_stats(session, report, instances, nodes)]
-    _update(session, _UPDATE_INSTANCE, "instance_id", read, instances, _WRITTEN)
-    _update(session, _UPDATE_NODE, "node_uuid", known, nodes, _NODE_FIELDS)
+    written = _update(session, _UPDATE_INSTANCE, "instance_id", read, instances, _WRITTEN)
+    _expire(session, Instance, written)
+    written = _update(session, _UPDATE_NODE, "node_uuid", known, nodes, _NODE_FIELDS)
+    _expire(session, ComputeNode, written)
     new = [
-        {"uuid": uuid, **{f: getattr(node, f) for f in _NODE_FIELDS}}
-        for uuid, node in nodes.items()
+        {"uuid": uuid, **{f: getattr(nodes[uuid], f) for f in _NODE_FIELDS}}
+        for uuid in sorted(nodes)
         if uuid not in known
     ]
     prepared.run(session, rows.insert_into(ComputeNode.__table__), new)
-    # Objects this session loaded before (for other reports of the batch) read afresh.
-    session.expire_all()
     return strays
 
 
@@ -287,19 +290,39 @@ def _update(
     read: dict[str, Any],
     now: dict[str, types.SimpleNamespace],
     fields: tuple[str, ...],
-) -> None:
+) -> list[str]:
     """Write the columns each row changed, and only those (on PostgreSQL another
-    transaction may have changed the others since they were read): one executemany
-    for each set of changed columns."""
-    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    for ident, before in read.items():
-        after = now[ident]
+    transaction may have changed the others since they were read); returns the keys of
+    the rows written.
+
+    Rows are written in key order, as the ORM's flush does, one executemany for each
+    stretch of rows that change the same columns: controllers applying the same
+    reports then lock rows in the same order, and none waits on another that waits on
+    it (a deadlock, which PostgreSQL breaks after a second by failing one of them)."""
+    written: list[str] = []
+    stretch: list[dict[str, Any]] = []
+    columns: tuple[str, ...] = ()
+    for ident in sorted(read):
+        before, after = read[ident], now[ident]
         changed = tuple(f for f in fields if getattr(after, f) != getattr(before, f))
-        if changed:
-            values = {key: ident, **{f: getattr(after, f) for f in changed}}
-            by_columns.setdefault(changed, []).append(values)
-    for params in by_columns.values():
-        prepared.run(session, statement, params)
+        if not changed:
+            continue
+        if changed != columns:
+            prepared.run(session, statement, stretch)
+            stretch, columns = [], changed
+        stretch.append({key: ident, **{f: getattr(after, f) for f in changed}})
+        written.append(ident)
+    prepared.run(session, statement, stretch)
+    return written
+
+
+def _expire(session: Session, mapped: type[Instance] | type[ComputeNode], keys: list[str]) -> None:
+    """Objects of these rows that the session holds (for other reports of the batch)
+    read them again when next used."""
+    for key in keys:
+        held = session.identity_map.get(identity_key(mapped, key))
+        if held is not None:
+            session.expire(held)
 
 
 def _apply_stats(
