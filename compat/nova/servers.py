@@ -208,10 +208,11 @@ class ServerCollection:
         request = self._boot_request(req, body)
         servers = self.compute.servers
         # The checks that only read go first, outside the write transaction (see check).
-        with rt.db.session(readonly=True) as session:
-            checks = servers.check(session, auth, request)
-        with rt.db.session() as session:
-            booted = servers.create(session, auth, request, req.context.request_id, checks)
+        with rt.db.write_turn():
+            with rt.db.session(readonly=True) as session:
+                checks = servers.check(session, auth, request)
+            with rt.db.session() as session:
+                booted = servers.create(session, auth, request, req.context.request_id, checks)
         resp.status = falcon.HTTP_202
         server = body["server"]
         if common.as_bool(server.get("return_reservation_id", False)):

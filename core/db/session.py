@@ -145,6 +145,25 @@ class Database:
         if next(self._writes) % CHECKPOINT_EVERY == 0:
             self._checkpoint()
 
+    @contextlib.contextmanager
+    def write_turn(self) -> Iterator[None]:
+        """Wait for this process's turn to write before reading what the write needs.
+
+        Why: on SQLite the threads of a process queue for the single writer anyway, and
+        a thread reading for its write meanwhile takes the GIL from the one that holds
+        the write lock at each of its statements (the driver lets go of the GIL for
+        every statement), so the lock is held longer for everyone. A request that
+        reads, then writes, takes its turn before its reads; `session()` inside it
+        takes the database as usual. Other processes are not kept out: the file lock
+        is taken only for the write. bench/compute (a), server creates in a turn:
+        five interleaved pairs, 217 servers/s on average against 197, each pair won.
+        PostgreSQL, SQLite in memory: nothing to wait for."""
+        if self._writers is None:
+            yield
+            return
+        with self._writers.turn():
+            yield
+
     def _checkpoint(self) -> None:
         """Copy what the WAL holds into the database file, so the WAL stays small.
 

@@ -46,11 +46,20 @@ class WriterLock:
         self._depth = 0
 
     @contextlib.contextmanager
-    def held(self) -> Iterator[None]:
-        deadline = time.monotonic() + self.timeout
+    def turn(self) -> Iterator[None]:
+        """This process's turn to write, without the database yet: `held` inside it
+        takes the database; the process's other writers wait until the turn ends."""
         if not self._thread_lock.acquire(timeout=self.timeout):
             raise WriterBusy(f"no write access to the database within {self.timeout} s")
         try:
+            yield
+        finally:
+            self._thread_lock.release()
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        deadline = time.monotonic() + self.timeout
+        with self.turn():
             if self._depth == 0:
                 self._lock_file(deadline)
             self._depth += 1
@@ -60,8 +69,6 @@ class WriterLock:
                 self._depth -= 1
                 if self._depth == 0:
                     fcntl.flock(self._file(), fcntl.LOCK_UN)
-        finally:
-            self._thread_lock.release()
 
     def _file(self) -> int:
         # Opened lazily and once per process: gunicorn forks its workers after the

@@ -83,6 +83,69 @@ def test_threads_of_one_process_take_turns_and_a_thread_may_nest(tmp_path: Path)
     assert len(overlaps) == 200 and max(overlaps) == 1
 
 
+def test_a_turn_keeps_this_process_writers_out_but_not_other_processes(tmp_path: Path) -> None:
+    """A thread's turn makes the process's other writers wait until it ends; another
+    process still takes the database meanwhile, and the holder of the turn takes it
+    when it writes."""
+    path = tmp_path / "db-writer.lock"
+    lock = WriterLock(path, 5)
+    order: list[str] = []
+    in_turn, leave = threading.Event(), threading.Event()
+
+    def turn() -> None:
+        with lock.turn():
+            in_turn.set()
+            leave.wait(5)
+            with lock.held():
+                order.append("turn writes")
+
+    def other_writer() -> None:
+        with lock.held():
+            order.append("other writes")
+
+    first = threading.Thread(target=turn)
+    first.start()
+    assert in_turn.wait(5)
+    second = threading.Thread(target=other_writer)
+    second.start()
+    holder = hold_in_another_process(path, 0.2)  # not kept out by the turn
+    holder.wait(5)
+    time.sleep(0.1)
+    assert order == []
+    leave.set()
+    first.join(5)
+    second.join(5)
+    assert order == ["turn writes", "other writes"]
+
+
+def test_a_database_write_turn_holds_back_its_process_writers(tmp_path: Path) -> None:
+    """Inside a write turn the database is this thread's to write next: a writer of
+    another thread waits until the turn ends. In memory there is nothing to wait for."""
+    db = Database(f"sqlite:///{tmp_path / 't.db'}")
+    with db.session() as session:
+        session.connection().exec_driver_sql("CREATE TABLE t (x INTEGER)")
+
+    def insert(value: int) -> None:
+        with db.session() as session:
+            session.connection().exec_driver_sql("INSERT INTO t VALUES (?)", (value,))
+
+    with db.write_turn():
+        other = threading.Thread(target=insert, args=(1,))
+        other.start()
+        other.join(0.3)
+        assert other.is_alive()  # waiting for the turn
+        insert(0)
+    other.join(5)
+    with db.session(readonly=True) as session:
+        rows = session.connection().exec_driver_sql("SELECT x FROM t ORDER BY rowid").all()
+    assert [x for (x,) in rows] == [0, 1]
+    db.dispose()
+    memory = Database("sqlite://")
+    with memory.write_turn(), memory.session() as session:
+        session.connection().exec_driver_sql("CREATE TABLE t (x INTEGER)")
+    memory.dispose()
+
+
 def test_a_file_database_queues_writers_beside_it_and_memory_needs_no_file(tmp_path: Path) -> None:
     db = Database(f"sqlite:///{tmp_path / 'c.db'}")
     with db.session() as session:
