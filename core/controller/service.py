@@ -28,13 +28,14 @@ import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, bindparam, delete, or_, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from ciaostack.core.compute import server_groups
 from ciaostack.core.controller import operations, reports, states
 from ciaostack.core.controller.operations import enqueue
+from ciaostack.core.db import prepared
 from ciaostack.core.db.models import ComputeNode, ConsoleReply, Instance, Outbox, utcnow
 from ciaostack.core.db.session import Database
 from ciaostack.core.images import snapshots
@@ -99,6 +100,22 @@ _NODE_REPORTS = {
     (Type.EVENT, Event.NODE_DISCONNECTED),
 }
 LEASE = dt.timedelta(seconds=10)
+# The dispatcher's statements, prepared (they run for every command sent).
+_CLAIMABLE = (
+    select(Outbox.id, Outbox.instance_id, Outbox.command, Outbox.payload)
+    .where(or_(Outbox.claimed_at.is_(None), Outbox.claimed_at < bindparam("expired")))
+    .order_by(Outbox.id)
+    .limit(bindparam("limit"))
+)
+# PostgreSQL: several controllers claim at once; each skips the rows another holds.
+_CLAIMABLE_LOCKED = _CLAIMABLE.with_for_update(skip_locked=True)
+_CLAIM = (
+    update(Outbox)
+    .where(Outbox.id == bindparam("row"))
+    .values(claimed_by=bindparam("by"), claimed_at=bindparam("at"))
+)
+_SENT = delete(Outbox).where(Outbox.id == bindparam("row"))
+_TOUCH = update(Instance).where(Instance.id == bindparam("instance"))
 # Console replies nobody waits for any more (the API request timed out) are dropped then.
 CONSOLE_REPLY_TTL = dt.timedelta(minutes=2)
 
@@ -234,27 +251,23 @@ class Controller:
 
     def _claim(self, limit: int) -> list[tuple[int, str, str, dict[str, Any]]]:
         now = utcnow()
+        claimable = _CLAIMABLE if self.db.is_sqlite else _CLAIMABLE_LOCKED
         with self.db.session() as session:
-            query = (
-                select(Outbox)
-                .where(or_(Outbox.claimed_at.is_(None), Outbox.claimed_at < now - LEASE))
-                .order_by(Outbox.id)
-                .limit(limit)
+            rows = prepared.run(session, claimable, {"expired": now - LEASE, "limit": limit}).rows
+            prepared.run(
+                session, _CLAIM, [{"row": row[0], "by": self.name, "at": now} for row in rows]
             )
-            if not self.db.is_sqlite:
-                query = query.with_for_update(skip_locked=True)
-            rows = session.scalars(query).all()
-            for row in rows:
-                row.claimed_by = self.name
-                row.claimed_at = now
-            return [(r.id, r.instance_id, r.command, r.payload) for r in rows]
+        return [tuple(row) for row in rows]
 
     def _done(self, ids: list[int], instance_ids: list[str]) -> None:
         """Sent: drop the rows, and restart the instances' clocks for resending."""
+        now = utcnow()
         with self.db.session() as session:
-            session.execute(delete(Outbox).where(Outbox.id.in_(ids)))
-            session.execute(
-                update(Instance).where(Instance.id.in_(instance_ids)).values(updated_at=utcnow())
+            prepared.run(session, _SENT, [{"row": row_id} for row_id in ids])
+            prepared.run(
+                session,
+                _TOUCH,
+                [{"instance": i, "updated_at": now} for i in dict.fromkeys(instance_ids)],
             )
 
     async def _listen_loop(self) -> None:
