@@ -44,24 +44,31 @@ class WriterLock:
         self._fd: int | None = None
         self._pid = 0
         self._depth = 0
+        self._deadline: float | None = None
 
     @contextlib.contextmanager
     def turn(self) -> Iterator[None]:
         """This process's turn to write, without the database yet: `held` inside it
-        takes the database; the process's other writers wait until the turn ends."""
+        takes the database; the process's other writers wait until the turn ends. The
+        wait for both together is the timeout, counted from the outermost turn."""
+        deadline = time.monotonic() + self.timeout
         if not self._thread_lock.acquire(timeout=self.timeout):
             raise WriterBusy(f"no write access to the database within {self.timeout} s")
+        outermost = self._deadline is None  # set and read only by the thread holding the turn
+        if outermost:
+            self._deadline = deadline
         try:
             yield
         finally:
+            if outermost:
+                self._deadline = None
             self._thread_lock.release()
 
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:
-        deadline = time.monotonic() + self.timeout
         with self.turn():
             if self._depth == 0:
-                self._lock_file(deadline)
+                self._lock_file(self._deadline or time.monotonic())
             self._depth += 1
             try:
                 yield

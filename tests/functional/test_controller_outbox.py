@@ -60,3 +60,19 @@ def test_claims_what_nobody_holds_in_order_and_drops_it_once_sent(db: Database) 
         assert sorted(session.scalars(select(Outbox.id))) == [ids[1], ids[3]]
         touched = session.get(Instance, instance)
         assert touched is not None and touched.updated_at > long_ago
+
+
+def test_sent_rows_and_their_instances_are_written_in_key_order(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As every other writer of these rows: on PostgreSQL no two transactions then wait
+    on each other in a circle."""
+    written: list[tuple[str, list[object]]] = []
+
+    def run(_session: object, statement: object, params: list[dict[str, object]]) -> None:
+        name = "sent" if statement is service._SENT else "touched"
+        written.append((name, [next(iter(p.values())) for p in params]))
+
+    monkeypatch.setattr(service.prepared, "run", run)
+    _controller(db)._done([7, 3, 5], ["c", "a", "b", "a"])
+    assert written == [("sent", [3, 5, 7]), ("touched", ["a", "b", "c"])]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from ciaostack.core.db import session as session_module
 from ciaostack.core.db.session import Database, is_busy
 from ciaostack.core.db.writer_lock import WriterBusy, WriterLock
 
@@ -144,6 +145,45 @@ def test_a_database_write_turn_holds_back_its_process_writers(tmp_path: Path) ->
     with memory.write_turn(), memory.session() as session:
         session.connection().exec_driver_sql("CREATE TABLE t (x INTEGER)")
     memory.dispose()
+
+
+def test_a_turn_and_its_write_wait_the_timeout_in_all(tmp_path: Path) -> None:
+    path = tmp_path / "db-writer.lock"
+    holder = hold_in_another_process(path, 3)
+    lock = WriterLock(path, 0.5)
+    started = time.monotonic()
+    try:
+        with pytest.raises(WriterBusy), lock.turn():
+            time.sleep(0.3)  # the request's reads
+            with lock.held():
+                pass
+        assert time.monotonic() - started < 0.5 + 0.15
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_checkpoint_due_in_a_write_turn_waits_for_its_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The WAL's checkpoint, due after a write, runs once the process's writers may go
+    on: after the turn when the write was in one, at once otherwise."""
+    monkeypatch.setattr(session_module, "CHECKPOINT_EVERY", 1)
+    db = Database(f"sqlite:///{tmp_path / 'w.db'}")
+    in_turn = [False]
+    checkpoints: list[bool] = []
+    monkeypatch.setattr(db, "_checkpoint", lambda: checkpoints.append(in_turn[0]))
+    with db.write_turn():
+        in_turn[0] = True
+        with db.session() as session:
+            session.connection().exec_driver_sql("CREATE TABLE t (x INTEGER)")
+        assert checkpoints == []
+        in_turn[0] = False
+    assert checkpoints == [False]
+    with db.session() as session:
+        session.connection().exec_driver_sql("INSERT INTO t VALUES (1)")
+    assert checkpoints == [False, False]
+    db.dispose()
 
 
 def test_a_file_database_queues_writers_beside_it_and_memory_needs_no_file(tmp_path: Path) -> None:
