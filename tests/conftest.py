@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
+from ciaostack.core.db import migrate
+from ciaostack.core.db.session import Database
 from tests.support.cloud import Cloud, make_cloud
 
 
@@ -63,6 +65,23 @@ def database_url_factory(
         return f"sqlite:///{tmp_path_factory.mktemp('db') / 'ciaostack.db'}"
 
     return make
+
+
+@pytest.fixture(scope="session")
+def migrated_database(database_url_factory) -> Iterator[Callable[[], Database]]:
+    """Returns a function giving a fresh database at the latest revision (disposed of
+    when the run ends)."""
+    made: list[Database] = []
+
+    def make() -> Database:
+        url = database_url_factory()
+        migrate.upgrade(url)
+        made.append(Database(url))
+        return made[-1]
+
+    yield make
+    for database in made:
+        database.dispose()
 
 
 @pytest.fixture(scope="session")

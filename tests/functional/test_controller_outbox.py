@@ -6,24 +6,19 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from sqlalchemy import select
 
 from ciaostack.core.controller import service
-from ciaostack.core.db import migrate
 from ciaostack.core.db.models import Instance, Outbox, utcnow
 from ciaostack.core.db.session import Database
 
 
 @pytest.fixture
-def db(database_url_factory: Callable[[], str]) -> Iterator[Database]:
-    url = database_url_factory()
-    migrate.upgrade(url)
-    database = Database(url)
-    yield database
-    database.dispose()
+def db(migrated_database: Callable[[], Database]) -> Database:
+    return migrated_database()
 
 
 def _controller(db: Database) -> service.Controller:

@@ -11,7 +11,7 @@ import threading
 import time
 import types
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -20,7 +20,6 @@ from sqlalchemy.orm import Session
 
 from ciaostack.core import errors
 from ciaostack.core.controller import operations, reports, states
-from ciaostack.core.db import migrate
 from ciaostack.core.db.models import (
     ComputeNode,
     Image,
@@ -39,12 +38,8 @@ LARGE = {"id": "2", "name": "large", "ram": 2048, "vcpus": 4, "disk": 1}
 
 
 @pytest.fixture(scope="module")
-def db(database_url_factory: Callable[[], str]) -> Iterator[Database]:
-    url = database_url_factory()
-    migrate.upgrade(url)
-    database = Database(url)
-    yield database
-    database.dispose()
+def db(migrated_database: Callable[[], Database]) -> Database:
+    return migrated_database()
 
 
 def _instance(db: Database, **fields: Any) -> Instance:
