@@ -186,8 +186,9 @@ def stats(session: Session, batch: Sequence[P.Stats]) -> list[tuple[str, str]]:
     must be deleted there.
 
     The reports are read and written together, without the ORM: one query for the
-    instances they list, one for their nodes, one UPDATE for each set of columns that
-    changes. 1,000 nodes report every few seconds and SQLite's writers wait while this
+    instances they list, one for their nodes, and for each table the changed columns
+    only, one executemany per stretch of rows (in key order) that change the same ones.
+    1,000 nodes report every few seconds and SQLite's writers wait while this
     transaction runs; loading each instance as an object and flushing it cost several
     times as much. A run of reports ends where an instance comes up again (a node that
     reported twice), so each instance is read once per run."""
@@ -206,7 +207,7 @@ def stats(session: Session, batch: Sequence[P.Stats]) -> list[tuple[str, str]]:
     return strays
 
 
-# What a report reads of each instance it lists, and what it may change.
+# What a report may change of each instance it lists (it reads these and _REPORTED's).
 _WRITTEN = (
     "node_uuid",
     "host",

@@ -4,13 +4,12 @@ both engines (the PostgreSQL pass runs this against a real server)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import pytest
 
 from ciaostack.core import errors
 from ciaostack.core.compute import flavors
-from ciaostack.core.db import migrate
 from ciaostack.core.db.models import Flavor, FlavorAccess
 from ciaostack.core.db.session import Database
 
@@ -31,10 +30,8 @@ SIZE = ("id", "name", "ram", "vcpus", "disk", "ephemeral", "swap", "disabled")
 
 
 @pytest.fixture(scope="module")
-def db(database_url_factory) -> Iterator[Database]:
-    url = database_url_factory()
-    migrate.upgrade(url)
-    database = Database(url)
+def db(migrated_database: Callable[[], Database]) -> Database:
+    database = migrated_database()
     with database.session() as session:
         for n, (name, fields) in enumerate(FLAVORS.items()):
             session.add(
@@ -51,8 +48,7 @@ def db(database_url_factory) -> Iterator[Database]:
             )
         session.flush()
         session.add(FlavorAccess(flavor_id="bf-private-granted", project_id=GRANTED))
-    yield database
-    database.dispose()
+    return database
 
 
 def _found(lookup, db: Database, flavor_id: str, who: str) -> tuple | None:  # noqa: ANN001

@@ -5,14 +5,13 @@ engines (the PostgreSQL pass runs this against a real server)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import pytest
 from sqlalchemy import select
 
 from ciaostack.core import errors
 from ciaostack.core.compute.servers import check_image
-from ciaostack.core.db import migrate
 from ciaostack.core.db.models import Image, ImageMember
 from ciaostack.core.db.session import Database
 from ciaostack.core.identity.context import AuthContext
@@ -41,10 +40,8 @@ CALLERS = {
 
 
 @pytest.fixture(scope="module")
-def images(database_url_factory) -> Iterator[tuple[Database, list[str]]]:
-    url = database_url_factory()
-    migrate.upgrade(url)
-    db = Database(url)
+def images(migrated_database: Callable[[], Database]) -> tuple[Database, list[str]]:
+    db = migrated_database()
     ids = []
     with db.session() as session:
         for owner, visibility, membership in IMAGES:
@@ -54,8 +51,7 @@ def images(database_url_factory) -> Iterator[tuple[Database, list[str]]]:
             if membership:
                 session.flush()
                 session.add(ImageMember(image_id=image_id, member=MEMBER, status=membership))
-    yield db, ids
-    db.dispose()
+    return db, ids
 
 
 @pytest.mark.parametrize("who", list(CALLERS))
