@@ -207,7 +207,7 @@ def start_ciaostack(workdir: Path, gunicorn: Gunicorn, rounds: int, password: st
     for args in (
         ["db", "upgrade"],
         ["token-keys", "setup"],
-        ["bootstrap", "--admin-password", password],
+        ["bootstrap", f"--admin-password={password}"],
     ):
         _run([CIAOSTACK, *args], server.env, server.log_path)
     server.argv = [CIAOSTACK, "api"]
