@@ -132,6 +132,7 @@ ACTIONS = {
     }
     for name in ("addTenantAccess", "removeTenantAccess")
 }
+ANY_ACTION = {"type": "object"}  # which action: checked against ACTIONS next
 LIST_PARAMS = ("limit", "marker", "is_public", "minRam", "minDisk", "sort_key", "sort_dir")
 
 
@@ -367,7 +368,7 @@ class FlavorAction:
         self.rt = rt
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, flavor_id: str) -> None:
-        body = read_body(req, {"type": "object"})
+        body = read_body(req, ANY_ACTION)
         action = next(iter(body), None)
         if action not in ACTIONS:
             raise errors.BadRequest(f"There is no such action: {action}")

@@ -199,22 +199,28 @@ REBOOT = {
 }
 
 
-def lock(mv: Version) -> dict[str, Any]:
-    """{"lock": null}; from 2.73 {"lock": {"locked_reason": "..."}}."""
-    if mv.matches("2.73"):
-        body = {
-            "type": ["object", "null"],
-            "properties": {"locked_reason": {"type": "string", "minLength": 1, "maxLength": 255}},
-            "additionalProperties": False,
-        }
-    else:
-        body = {"type": ["object", "null"], "maxProperties": 0}
+def _lock(body: dict[str, Any]) -> dict[str, Any]:
     return {
         "type": "object",
         "properties": {"lock": body},
         "required": ["lock"],
         "additionalProperties": False,
     }
+
+
+LOCK = _lock({"type": ["object", "null"], "maxProperties": 0})
+LOCK_V273 = _lock(
+    {
+        "type": ["object", "null"],
+        "properties": {"locked_reason": {"type": "string", "minLength": 1, "maxLength": 255}},
+        "additionalProperties": False,
+    }
+)
+
+
+def lock(mv: Version) -> dict[str, Any]:
+    """{"lock": null}; from 2.73 {"lock": {"locked_reason": "..."}}."""
+    return LOCK_V273 if mv.matches("2.73") else LOCK
 
 
 def _no_arguments(action: str) -> dict[str, Any]:
