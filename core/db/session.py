@@ -18,6 +18,7 @@ from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from ciaostack.core import jsontext
 from ciaostack.core.db.writer_lock import WriterBusy, WriterLock
 
 LOG = logging.getLogger("ciaostack.db")
@@ -95,16 +96,20 @@ def normalize_url(url: str) -> str:
     return url
 
 
+# The JSON columns: every create writes several (its start payload among them).
+_JSON = {"json_serializer": jsontext.dumps, "json_deserializer": jsontext.loads}
+
+
 def make_engine(url: str) -> Engine:
     url = normalize_url(url)
     if url.startswith("sqlite"):
         engine = create_engine(
-            url, connect_args={"timeout": BUSY_TIMEOUT, "check_same_thread": False}
+            url, connect_args={"timeout": BUSY_TIMEOUT, "check_same_thread": False}, **_JSON
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, **_JSON)
 
 
 def _writer_lock(url: str) -> WriterLock | None:

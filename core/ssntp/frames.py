@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import json
 import struct
 import uuid
 from typing import Any
 
 import yaml
+
+from ciaostack.core import jsontext
 
 MAJOR = 0
 MINOR = 1
@@ -173,15 +174,14 @@ def is_handshake(type_: int, operand: int) -> bool:
 
 def dump_payload(payload: dict[str, Any]) -> bytes:
     """YAML in flow style, which is also JSON: any YAML parser reads it, and
-    writing it costs a fraction of a block-style dump. Values JSON can't spell
-    (infinite floats) fall back to block YAML."""
+    writing it costs a fraction of a block-style dump. What JSON can't spell
+    exactly (infinite floats, integers beyond 64 bits) goes as block YAML."""
     if not payload:
         return b""
-    try:
-        text = json.dumps(payload, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    except ValueError:
-        text = yaml.safe_dump(payload, sort_keys=False)
-    return text.encode()
+    body = jsontext.exact(payload)
+    if body is None:
+        return yaml.safe_dump(payload, sort_keys=False).encode()
+    return body
 
 
 def load_payload(raw: bytes) -> dict[str, Any]:
@@ -189,12 +189,12 @@ def load_payload(raw: bytes) -> dict[str, Any]:
     if not raw:
         return {}
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise FrameError(f"payload is not UTF-8: {exc}") from exc
-    try:
-        data = json.loads(text)
+        data = jsontext.loads(raw)
     except ValueError:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise FrameError(f"payload is not UTF-8: {exc}") from exc
         try:
             data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader
         except yaml.YAMLError as exc:

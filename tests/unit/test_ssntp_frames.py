@@ -173,6 +173,31 @@ def test_payloads_are_yaml_any_parser_reads_and_block_yaml_is_accepted() -> None
     assert P.parse(frame) == start
 
 
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"load": float("inf"), "held": None},  # orjson would write null for the infinity
+        {"nested": [{"x": float("-inf")}], "none": None},
+        {"big": 2**70},  # beyond orjson's 64 bits
+    ],
+)
+def test_what_json_cannot_spell_goes_as_block_yaml_and_comes_back(payload: dict) -> None:
+    frame = F.decode(F.encode(F.Frame(F.Type.COMMAND, F.Command.START, payload)))
+    assert frame.payload == payload
+
+
+def test_payloads_with_nulls_and_finite_numbers_stay_one_line_of_json() -> None:
+    payload = {"held": None, "load": 0.25, "name": "ü", "n": -(2**63)}
+    data = F.encode(F.Frame(F.Type.COMMAND, F.Command.START, payload))
+    assert b"\n" not in data[8:] and F.decode(data).payload == payload
+
+
+def test_a_payload_that_is_not_utf8_is_a_frame_error() -> None:
+    body = b"\xff\xfe: 1"
+    with pytest.raises(F.FrameError, match="UTF-8"):
+        F.decode(F.HEADER.pack(0, 1, F.Type.COMMAND, F.Command.START, len(body)) + body)
+
+
 def test_to_dict_makes_plain_data_that_parses_back() -> None:
     stat = P.InstanceStat("i-1", P.InstanceState.RUNNING, 128, volumes=["v-1"])
     stats = P.Stats(

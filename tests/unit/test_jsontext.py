@@ -1,0 +1,39 @@
+"""JSON text through orjson, and the values it cannot write exactly."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ciaostack.core import jsontext
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"metadata": {"k": "ü"}, "none": None, "load": 0.5, "n": [1, -(2**63), 2**64 - 1]},
+        [],
+        "text",
+    ],
+)
+def test_what_orjson_writes_exactly_reads_back_equal(value: object) -> None:
+    text = jsontext.exact(value)
+    assert text is not None and json.loads(text) == value
+    assert jsontext.loads(jsontext.dumps(value)) == value
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"load": float("inf"), "held": None},  # orjson would write null
+        {"deep": [{"x": float("nan")}]},
+        {"big": 2**70},  # orjson refuses it
+        {1: "a"},  # so does it a key that is not a string
+    ],
+)
+def test_what_orjson_cannot_write_exactly_goes_the_standard_way(value: dict) -> None:
+    assert jsontext.exact(value) is None
+    stored = jsontext.dumps(value)
+    assert stored == json.dumps(value)
+    assert json.dumps(jsontext.loads(stored)) == stored  # NaN is not equal to itself
