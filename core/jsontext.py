@@ -3,8 +3,10 @@
 orjson is several times faster than the standard library, which matters on the
 paths every server takes (the datastore's JSON columns, SSNTP payloads), but it
 writes a non-finite float as null, refuses integers beyond 64 bits and reads them
-as floats. `exact` says when it cannot write a value, `loads` reads such text the
-standard way, and the callers fall back to what they used before.
+as floats, and writes some values the standard library refuses (dataclasses,
+datetimes). `exact` says when it cannot write a value as the standard library
+would, `loads` reads such text the standard way, and the callers fall back to
+what they used before.
 """
 
 from __future__ import annotations
@@ -16,12 +18,20 @@ from typing import Any
 
 import orjson
 
+# Dataclasses, datetimes and subclasses of str, int, dict and list go to the standard
+# library, which refuses the first two and writes the others its own way.
+_LIKE_JSON = (
+    orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
+
 
 def exact(value: Any) -> bytes | None:
     """`value` as compact UTF-8 JSON, or None if orjson would change or refuse it."""
     try:
-        text = orjson.dumps(value)
-    except TypeError:  # integers beyond 64 bits, keys that are not strings
+        text = orjson.dumps(value, option=_LIKE_JSON)
+    except TypeError:  # also integers beyond 64 bits, keys that are not strings, deep nesting
         return None
     # A null may stand for an infinity or a NaN: only then is the value walked.
     if b"null" in text and _has_non_finite(value):
@@ -35,9 +45,10 @@ def dumps(value: Any) -> str:
     return json.dumps(value) if text is None else text.decode()
 
 
-# Twenty digits in a row may be an integer beyond 64 bits (or just a long number).
-_LONG_RUN = re.compile("[0-9]{20}")
-_LONG_RUN_BYTES = re.compile(b"[0-9]{20}")
+# Nineteen digits in a row may be an integer beyond 64 bits (-9223372036854775809 has
+# nineteen), or just a long number: either way the standard library reads it.
+_LONG_RUN = re.compile("[0-9]{19}")
+_LONG_RUN_BYTES = re.compile(b"[0-9]{19}")
 
 
 def loads(text: str | bytes) -> Any:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import json
 import struct
 import uuid
 from typing import Any
@@ -174,14 +175,19 @@ def is_handshake(type_: int, operand: int) -> bool:
 
 def dump_payload(payload: dict[str, Any]) -> bytes:
     """YAML in flow style, which is also JSON: any YAML parser reads it, and
-    writing it costs a fraction of a block-style dump. What JSON can't spell
-    exactly (infinite floats, integers beyond 64 bits) goes as block YAML."""
+    writing it costs a fraction of a block-style dump (orjson's where exact, else
+    the standard library's). Values JSON can't spell (infinite floats) fall back
+    to block YAML."""
     if not payload:
         return b""
     body = jsontext.exact(payload)
-    if body is None:
-        return yaml.safe_dump(payload, sort_keys=False).encode()
-    return body
+    if body is not None:
+        return body
+    try:
+        text = json.dumps(payload, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except ValueError:
+        text = yaml.safe_dump(payload, sort_keys=False)
+    return text.encode()
 
 
 def load_payload(raw: bytes) -> dict[str, Any]:
@@ -189,21 +195,29 @@ def load_payload(raw: bytes) -> dict[str, Any]:
     if not raw:
         return {}
     try:
-        data = jsontext.loads(raw)
-    except ValueError:
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise FrameError(f"payload is not UTF-8: {exc}") from exc
-        try:
-            data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader
-        except yaml.YAMLError as exc:
-            raise FrameError(f"payload is not YAML: {exc}") from exc
+        data = _parse(raw)
+    except RecursionError as exc:  # `[[[[...`: too deep for the parsers
+        raise FrameError("payload is nested too deeply") from exc
     if data is None:
         return {}
     if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
         raise FrameError("payload must be a mapping with string keys")
     return data
+
+
+def _parse(raw: bytes) -> Any:
+    try:
+        return jsontext.loads(raw)
+    except ValueError:
+        pass
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FrameError(f"payload is not UTF-8: {exc}") from exc
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader
+    except yaml.YAMLError as exc:
+        raise FrameError(f"payload is not YAML: {exc}") from exc
 
 
 def encode(frame: Frame) -> bytes:

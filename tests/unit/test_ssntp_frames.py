@@ -192,6 +192,18 @@ def test_payloads_with_nulls_and_finite_numbers_stay_one_line_of_json() -> None:
     assert b"\n" not in data[8:] and F.decode(data).payload == payload
 
 
+def test_what_orjson_cannot_write_goes_as_the_standard_library_writes_it() -> None:
+    payload = {1: "x", "nested": {2: "y"}, "small": -(2**63) - 1}
+    frame = F.decode(F.encode(F.Frame(F.Type.COMMAND, F.Command.START, payload)))
+    assert frame.payload == {"1": "x", "nested": {"2": "y"}, "small": -(2**63) - 1}
+
+
+@pytest.mark.parametrize("body", [b"[" * 100_000, b"[" * 1100 + b"]" * 1100])
+def test_a_payload_nested_too_deeply_is_a_frame_error(body: bytes) -> None:
+    with pytest.raises(F.FrameError):
+        F.decode(F.HEADER.pack(0, 1, F.Type.COMMAND, F.Command.START, len(body)) + body)
+
+
 def test_a_payload_that_is_not_utf8_is_a_frame_error() -> None:
     body = b"\xff\xfe: 1"
     with pytest.raises(F.FrameError, match="UTF-8"):
