@@ -32,7 +32,6 @@ from ciaostack.core.db.models import (
     Image,
     Instance,
     KeyPair,
-    Network,
     ServerAttributes,
     ServerGroup,
     ServerMetadata,
@@ -42,7 +41,7 @@ from ciaostack.core.db.models import (
 from ciaostack.core.identity.context import AuthContext
 from ciaostack.core.images import query as image_query
 from ciaostack.core.images.model import Caller as ImageCaller
-from ciaostack.core.network.ipam import IPAM, Interface
+from ciaostack.core.network.ipam import IPAM, Interface, NetworkRef
 from ciaostack.core.ssntp import payloads as P
 
 DEFAULT_SECURITY_GROUP = "default"
@@ -101,7 +100,7 @@ class BootChecks:
     node_id: str
     # The networks asked for, with their fixed addresses; None for the project's own
     # network when it is yet to be made (by the write transaction).
-    networks: list[tuple[Network | None, str | None]]
+    networks: list[tuple[NetworkRef | None, str | None]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -405,7 +404,7 @@ class Servers:
         session: Session,
         caller: AuthContext,
         requested: tuple[NetworkRequest, ...] | None,
-    ) -> list[tuple[Network | None, str | None]]:
+    ) -> list[tuple[NetworkRef | None, str | None]]:
         project_id = caller.project_id or ""
         if requested is None:
             return [(self.ipam.find_project_network(session, project_id), None)]

@@ -43,6 +43,7 @@ WINDOW = 16
 _SUBNETS = Subnet.__table__
 _PORTS = Port.__table__
 _ALLOCATIONS = IPAllocation.__table__
+_NETWORKS = Network.__table__
 # Built once (building costs several times what running them does).
 _TAKE = (
     update(_SUBNETS)
@@ -101,8 +102,20 @@ _HELD = select(_ALLOCATIONS.c.ip_address).where(
     _ALLOCATIONS.c.ip_address.in_(bindparam("ips", expanding=True)),
 )
 _INSERT_PORT = insert(_PORTS)
-_DEFAULT_NETWORK = select(Network).where(Network.default_for_project == bindparam("project"))
+_DEFAULT_NETWORK = select(_NETWORKS.c.id, _NETWORKS.c.name).where(
+    _NETWORKS.c.default_for_project == bindparam("project")
+)
 _INSERT_ALLOCATION = insert(_ALLOCATIONS)
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkRef:
+    """What addressing needs of a network. A create looks up its project's network
+    with one prepared statement instead of loading the ORM object (a tenth of a
+    create's CPU)."""
+
+    id: str
+    name: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,12 +149,12 @@ class IPAM:
 
     # -- networks ------------------------------------------------------------------------
 
-    def project_network(self, session: Session, project_id: str) -> Network:
+    def project_network(self, session: Session, project_id: str) -> NetworkRef:
         """The project's own network, made on first use."""
-        network = self.find_project_network(session, project_id)
-        if network is not None:
-            return network
-        network = Network(
+        found = self.find_project_network(session, project_id)
+        if found is not None:
+            return found
+        made = Network(
             id=str(uuid.uuid4()),
             project_id=project_id,
             name=self.network_name,
@@ -149,33 +162,35 @@ class IPAM:
         )
         try:
             with session.begin_nested():
-                session.add(network)
-        except IntegrityError:
-            network = self.find_project_network(session, project_id)
-            if network is None:
+                session.add(made)
+        except IntegrityError:  # another request made it meanwhile
+            found = self.find_project_network(session, project_id)
+            if found is None:
                 raise
-        return network
+            return found
+        return NetworkRef(made.id, made.name)
 
     @staticmethod
-    def find_project_network(session: Session, project_id: str) -> Network | None:
+    def find_project_network(session: Session, project_id: str) -> NetworkRef | None:
         """The project's own network, if it has been made."""
-        return session.scalar(_DEFAULT_NETWORK, {"project": project_id})
+        row = prepared.run(session, _DEFAULT_NETWORK, {"project": project_id}).first()
+        return None if row is None else NetworkRef(*row)
 
     def network_for(
         self, session: Session, project_id: str, network_id: str, is_admin: bool = False
-    ) -> Network:
+    ) -> NetworkRef:
         """A network the project may attach to: its own, a shared one, any for an admin."""
         network = session.get(Network, network_id)
         if network is None or not (is_admin or network.shared or network.project_id == project_id):
             raise errors.BadRequest(f"Network {network_id} could not be found.")
-        return network
+        return NetworkRef(network.id, network.name)
 
     # -- addresses -------------------------------------------------------------------------
 
     def allocate(
         self,
         session: Session,
-        network: Network,
+        network: NetworkRef,
         project_id: str,
         device_id: str = "",
         fixed_ip: str | None = None,
@@ -216,7 +231,7 @@ class IPAM:
         return prepared.run(session, _TAKE, {"subnet": subnet_id}).scalar()
 
     def _claim_any(
-        self, session: Session, network: Network, project_id: str
+        self, session: Session, network: NetworkRef, project_id: str
     ) -> tuple[str, str, str | None, int]:
         for _ in range(ATTEMPTS):
             # The network's first subnet with room, counted against at once (one
@@ -241,7 +256,7 @@ class IPAM:
         raise errors.Conflict("Could not allocate an IP address: too much contention, try again.")
 
     def _claim_fixed(
-        self, session: Session, network: Network, ip: str
+        self, session: Session, network: NetworkRef, ip: str
     ) -> tuple[str, str, str | None, int]:
         for subnet_id, cidr, gateway in session.execute(
             select(Subnet.id, Subnet.cidr, Subnet.gateway_ip).where(Subnet.network_id == network.id)
@@ -290,7 +305,7 @@ class IPAM:
             .execution_options(synchronize_session=False)
         )
 
-    def _carve(self, session: Session, network: Network, project_id: str) -> None:
+    def _carve(self, session: Session, network: NetworkRef, project_id: str) -> None:
         """A new subnet for `network` from the pool's lowest free block (none when another
         transaction carved the same block first: the caller looks again)."""
         taken = session.scalars(select(Subnet.pool_block).where(Subnet.pool_block.is_not(None)))
