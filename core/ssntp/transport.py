@@ -107,6 +107,7 @@ class Connection:
         self.hostname = ""
         self._lock = asyncio.Lock()
         self.closed = False
+        self._heard = 0.0  # the event loop's time of the peer's last frame
 
     @property
     def address(self) -> str:
@@ -121,7 +122,8 @@ class Connection:
                 raise ConnectionError("connection closed")
             self.writer.write(data)
             await self.writer.drain()
-        LOG.debug("ssntp sent frame=%s peer=%s bytes=%d", frame.name, self.peer_uuid, len(data))
+        if LOG.isEnabledFor(logging.DEBUG):
+            LOG.debug("ssntp sent frame=%s peer=%s bytes=%d", frame.name, self.peer_uuid, len(data))
 
     async def send_error(self, error: Error, payload: Any) -> None:
         with contextlib.suppress(ConnectionError, OSError):
@@ -137,18 +139,12 @@ class Connection:
 
     async def serve(self, handler: Handler, heartbeat: float) -> None:
         """Read frames until the peer goes away; hand each to `handler` in order."""
+        self._heard = asyncio.get_running_loop().time()
         beats = asyncio.create_task(self._heartbeats(heartbeat))
         try:
             while True:
                 try:
-                    frame = await asyncio.wait_for(
-                        read_frame(self.reader, self.max_payload), 3 * heartbeat
-                    )
-                except TimeoutError:
-                    LOG.warning(
-                        "ssntp peer=%s silent for %.0fs: dropping", self.peer_uuid, 3 * heartbeat
-                    )
-                    return
+                    frame = await read_frame(self.reader, self.max_payload)
                 except FrameError as exc:
                     LOG.warning("ssntp peer=%s bad frame: %s", self.peer_uuid, exc)
                     await self.send_error(
@@ -157,7 +153,9 @@ class Connection:
                     return
                 except (asyncio.IncompleteReadError, ConnectionError, OSError, ssl.SSLError):
                     return
-                LOG.debug("ssntp received frame=%s peer=%s", frame.name, self.peer_uuid)
+                self._heard = asyncio.get_running_loop().time()
+                if LOG.isEnabledFor(logging.DEBUG):
+                    LOG.debug("ssntp received frame=%s peer=%s", frame.name, self.peer_uuid)
                 if frame.type == Type.COMMAND and frame.operand == Command.HEARTBEAT:
                     continue
                 try:
@@ -179,9 +177,21 @@ class Connection:
             await self.close()
 
     async def _heartbeats(self, interval: float) -> None:
+        """Send a heartbeat every interval, and drop a peer silent for three of them.
+
+        The silence is checked here rather than by a timeout around every read: a
+        timeout costs a task and a timer per frame, several times the frame's parsing.
+        """
+        loop = asyncio.get_running_loop()
         with contextlib.suppress(ConnectionError, OSError, asyncio.CancelledError):
             while True:
                 await asyncio.sleep(interval)
+                if loop.time() - self._heard > 3 * interval:
+                    LOG.warning(
+                        "ssntp peer=%s silent for %.0fs: dropping", self.peer_uuid, 3 * interval
+                    )
+                    self.writer.transport.abort()  # the read in serve() ends, and with it serve
+                    return
                 await self.send(payloads.frame(Type.COMMAND, Command.HEARTBEAT))
 
 
