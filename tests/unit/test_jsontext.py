@@ -58,3 +58,19 @@ def test_what_orjson_cannot_write_exactly_goes_the_standard_way(value: dict) -> 
 def test_what_the_standard_library_refuses_is_still_refused(value: dict) -> None:
     with pytest.raises(TypeError):
         jsontext.dumps(value)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"n": -9223372036854775809, "m": 18446744073709551615}',
+        '{"id": "x-12345678901234567890"}',  # a long run inside a string: read the slow way
+        '{"s": "\\ud800"}',  # an escaped lone surrogate, which orjson refuses
+        '{"load": Infinity}',
+        '{"ü": [1.5, null, true]}',
+    ],
+)
+def test_loads_reads_what_the_standard_library_reads(text: str) -> None:
+    expected = json.dumps(json.loads(text))
+    assert json.dumps(jsontext.loads(text)) == expected
+    assert json.dumps(jsontext.loads(text.encode())) == expected
