@@ -239,3 +239,10 @@ def test_to_dict_makes_plain_data_that_parses_back() -> None:
     }
     assert yaml.safe_load(yaml.safe_dump(plain)) == plain
     assert P.from_dict(P.Stats, plain) == stats
+
+
+@pytest.mark.parametrize("state", [True, 1, ["running"], {"running": 1}, "RUNNING", None])
+def test_an_enum_field_refuses_what_is_not_one_of_its_values(state: object) -> None:
+    payload = {"instance_uuid": "i-1", "state": state}
+    with pytest.raises(P.PayloadError, match="state"):
+        P.from_dict(P.InstanceStat, payload)
