@@ -4,8 +4,9 @@ connection both share.
 Frames from one connection are handed to the handler one at a time, in the
 order they arrived; a slow handler slows only its own peer (TCP backpressure),
 never the others. A peer that sends nothing for three heartbeat intervals is
-taken for dead. A frame that does not decode, or whose payload does not fit
-its message, is answered with an ERROR frame and the connection is closed.
+taken for dead (checked once an interval, so within four). A frame that does not
+decode, or whose payload does not fit its message, is answered with an ERROR
+frame and the connection is closed.
 """
 
 from __future__ import annotations
