@@ -246,3 +246,42 @@ def test_an_enum_field_refuses_what_is_not_one_of_its_values(state: object) -> N
     payload = {"instance_uuid": "i-1", "state": state}
     with pytest.raises(P.PayloadError, match="state"):
         P.from_dict(P.InstanceStat, payload)
+
+
+def _stats(load: float, mem: int = 1024) -> P.Stats:
+    stat = P.InstanceStat("i-1", P.InstanceState.RUNNING, 128, volumes=["v-1"])
+    return P.Stats(
+        node_uuid="n-1",
+        status=P.NodeStatus.READY,
+        mem_total_mb=mem,
+        mem_available_mb=0,
+        disk_total_mb=10,
+        disk_available_mb=0,
+        vcpus_total=2,
+        vcpus_available=0,
+        load=load,
+        instances=[stat],
+    )
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        _stats(0.5),
+        _stats(float("inf")),  # orjson would write null
+        _stats(0.5, mem=2**70),  # orjson refuses it
+        P.Start(
+            instance_uuid="i1",
+            tenant_uuid="t1",
+            image_uuid="img",
+            requirements=P.Requirements(mem_mb=512, vcpus=2),
+            metadata={"k": "ü"},
+        ),
+    ],
+)
+def test_to_dict_gives_the_same_plain_data_whichever_way_it_takes(payload: object) -> None:
+    plain = P.to_dict(payload)
+    assert plain == P._plain(payload)
+    assert type(plain["node_uuid" if "node_uuid" in plain else "instance_uuid"]) is str
+    if isinstance(payload, P.Stats):
+        assert type(plain["status"]) is str and plain["load"] == payload.load
