@@ -58,7 +58,7 @@ def loads(text: str | bytes) -> Any:
     raw = text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")
     if _LONG_RUN not in raw.translate(_DIGITS_AS_ZEROS):
         try:
-            return orjson.loads(text)
+            return orjson.loads(raw)  # the bytes already made: orjson need not encode again
         except orjson.JSONDecodeError:
             pass
     return json.loads(raw.decode() if isinstance(text, bytes) else text)
